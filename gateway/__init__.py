@@ -1,0 +1,3 @@
+"""ip-gateway core: domain, pipeline, store, transport, API."""
+
+__version__ = "0.1.0"

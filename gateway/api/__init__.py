@@ -1,0 +1,1 @@
+"""HTTP API (FastAPI): FHIR ingest, KE inbox, receipts, health and operator reads."""

@@ -1,0 +1,45 @@
+"""The FastAPI application; its lifespan runs the whole gateway."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from gateway import __version__
+from gateway.api import fhir, ke, ops, problems, receipts
+from gateway.config import Settings
+from gateway.service import Gateway
+
+DESCRIPTION = """
+Interoperability gateway for *individuell plan* (IP) work: hospitals send need-for-IP notices,
+the gateway checks consent, routes to the kommune's koordinerende enhet (KE) and delivers;
+the KE acknowledges and the hospital gets a receipt (AppRec).
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        service = Gateway(settings)
+        try:
+            app.state.runtime = await service.start()
+            yield
+        finally:
+            app.state.runtime = None
+            await service.stop()
+
+    app = FastAPI(
+        title="ip-gateway",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.runtime = None
+    problems.install(app)
+    for module in (fhir, ke, receipts, ops):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,75 @@
+"""FHIR messaging endpoint for hospital systems."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from gateway.api.deps import BodyTooLarge, caller, read_body, runtime
+from gateway.api.problems import operation_outcome, receipt_issues
+from gateway.domain.receipt import ReceiptError
+from gateway.pipeline.ingest import IngestRefused, accept_fhir, store_refused
+
+router = APIRouter(prefix="/fhir", tags=["FHIR"])
+
+_JSON_TYPES = ("application/fhir+json", "application/json")
+
+
+@router.post(
+    "/$process-message",
+    status_code=202,
+    summary="Send a FHIR message Bundle (need-for-IP notice)",
+    responses={
+        202: {"description": "Stored and queued; OperationOutcome.id is the gateway message id"},
+        400: {"description": "Refused (kept as REJECTED); the receipt says why"},
+        413: {"description": "Body too large"},
+        415: {"description": "Not FHIR JSON"},
+    },
+)
+async def process_message(request: Request) -> JSONResponse:
+    """Asynchronous FHIR messaging: the answer says the message is safely kept, not processed.
+
+    The outcome comes as a receipt at ``GET /receipts/{id}`` (the ``Location`` header). Sending
+    the same message again (same ``MessageHeader.source.endpoint`` and ``MessageHeader.id``)
+    returns the first message's id and does not process it twice.
+    """
+    rt = runtime(request)
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    who = caller(request)
+    try:
+        body = await read_body(request, rt.settings.max_body_bytes)
+    except BodyTooLarge as e:
+        detail = f"body exceeds {rt.settings.max_body_bytes} bytes"
+        message_id = await store_refused(
+            rt, e.head, content_type, who, (ReceiptError(code="T99", detail=detail),)
+        )
+        return _refused(413, message_id, [("error", "too-costly", f"T99 {detail}")])
+    if content_type not in _JSON_TYPES:
+        detail = f"content type must be one of {', '.join(_JSON_TYPES)}"
+        message_id = await store_refused(
+            rt, body, content_type, who, (ReceiptError(code="T10", detail=detail),)
+        )
+        return _refused(415, message_id, [("error", "not-supported", f"T10 {detail}")])
+    try:
+        accepted = await accept_fhir(rt, body, content_type, who)
+    except IngestRefused as e:
+        return _refused(400, e.message_id, receipt_issues(e.errors))
+    note = (
+        "duplicate of a message already received; not processed again"
+        if accepted.duplicate
+        else "accepted for delivery"
+    )
+    return operation_outcome(
+        202,
+        [("information", "informational", f"{note}; status {accepted.status}")],
+        resource_id=accepted.message_id,
+        headers=_headers(accepted.message_id),
+    )
+
+
+def _headers(message_id: str) -> dict[str, str]:
+    return {"Location": f"/receipts/{message_id}", "X-Message-Id": message_id}
+
+
+def _refused(status: int, message_id: str, issues: list[tuple[str, str, str]]) -> JSONResponse:
+    return operation_outcome(status, issues, resource_id=message_id, headers=_headers(message_id))

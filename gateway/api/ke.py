@@ -1,0 +1,134 @@
+"""The KE pull inbox: a kommune's coordinating unit fetches its notices and acknowledges them."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+import orjson
+from fastapi import APIRouter, Body, Path, Query, Request, Response
+from pydantic import BaseModel, Field
+
+from gateway.api.deps import runtime
+from gateway.api.problems import FHIR_JSON, Problem
+from gateway.domain.model import NeedNotice
+from gateway.domain.receipt import ERROR_TEXTS, ReceiptError
+from gateway.pipeline.acknowledge import NotInInbox, acknowledge
+from gateway.runtime import Runtime
+from gateway.store import repository as repo
+from mappings.fhir.notice import notice_to_bundle
+
+router = APIRouter(prefix="/ke/{kommunenr}", tags=["KE inbox"])
+
+KommuneParam = Annotated[str, Path(pattern=r"^\d{4}$", description="kommunenummer")]
+
+
+class InboxItem(BaseModel):
+    id: str
+    kind: str
+    received_at: dt.datetime
+    delivered_at: dt.datetime
+    notice: dict[str, Any]
+
+
+class Inbox(BaseModel):
+    kommune_nr: str
+    ke_name: str
+    items: list[InboxItem]
+
+
+class AckError(BaseModel):
+    code: str = Field(pattern=r"^[TSEX]\d\d$", description="AppRec error code (code list 8221)")
+    detail: str | None = Field(default=None, max_length=1000)
+
+
+class AckRequest(BaseModel):
+    status: Literal["OK", "REJECTED"] = "OK"
+    errors: list[AckError] = Field(default_factory=list, max_length=20)
+
+
+class AckResponse(BaseModel):
+    id: str
+    status: str
+    repeated: bool
+
+
+def _known(rt: Runtime, kommunenr: str) -> None:
+    if rt.directory.unit_for(kommunenr) is None:
+        raise Problem(404, "unknown-kommune", "No KE is registered for this kommune", kommunenr)
+
+
+@router.get("/inbox", response_model=Inbox, summary="Notices not yet acknowledged, oldest first")
+async def inbox(
+    request: Request, kommunenr: KommuneParam, limit: Annotated[int, Query(ge=1, le=500)] = 100
+) -> Inbox:
+    rt = runtime(request)
+    _known(rt, kommunenr)
+    unit = rt.directory.unit_for(kommunenr)
+    assert unit is not None
+    async with rt.db.read() as conn:
+        rows = await repo.open_inbox(conn, kommunenr, limit)
+    return Inbox(
+        kommune_nr=kommunenr,
+        ke_name=unit.name,
+        items=[
+            InboxItem(
+                id=m.id,
+                kind=m.kind,
+                received_at=m.received_at,
+                delivered_at=delivered_at,
+                notice=orjson.loads(m.canonical or "{}"),
+            )
+            for m, delivered_at in rows
+        ],
+    )
+
+
+@router.get(
+    "/inbox/{message_id}",
+    summary="One notice as a FHIR message Bundle",
+    response_class=Response,
+    responses={200: {"content": {FHIR_JSON: {}}}},
+)
+async def inbox_item(request: Request, kommunenr: KommuneParam, message_id: str) -> Response:
+    rt = runtime(request)
+    _known(rt, kommunenr)
+    async with rt.db.read() as conn:
+        entry = await repo.inbox_entry(conn, kommunenr, message_id)
+        message = await repo.get_message(conn, message_id) if entry else None
+    if message is None or message.canonical is None:
+        raise Problem(404, "not-in-inbox", "No such message in this inbox")
+    bundle = notice_to_bundle(NeedNotice.model_validate_json(message.canonical))
+    return Response(orjson.dumps(bundle), media_type=FHIR_JSON)
+
+
+@router.post(
+    "/inbox/{message_id}/ack",
+    response_model=AckResponse,
+    summary="Acknowledge a notice (OK) or reject it with AppRec error codes",
+)
+async def ack(
+    request: Request,
+    kommunenr: KommuneParam,
+    message_id: str,
+    body: Annotated[AckRequest | None, Body()] = None,
+) -> AckResponse:
+    """Idempotent: acknowledging again answers ``repeated: true`` and changes nothing."""
+    rt = runtime(request)
+    _known(rt, kommunenr)
+    body = body or AckRequest()
+    errors: tuple[ReceiptError, ...] = ()
+    if body.status == "REJECTED":
+        if not body.errors:
+            raise Problem(422, "rejection-without-reason", "A rejection needs at least one error")
+        unknown = [e.code for e in body.errors if e.code not in ERROR_TEXTS]
+        if unknown:
+            raise Problem(
+                422, "unknown-error-code", "Unknown AppRec error code", ", ".join(unknown)
+            )
+        errors = tuple(ReceiptError(code=e.code, detail=e.detail) for e in body.errors)
+    try:
+        result = await acknowledge(rt, kommunenr, message_id, errors)
+    except NotInInbox:
+        raise Problem(404, "not-in-inbox", "No such message in this inbox") from None
+    return AckResponse(id=result.message_id, status=result.status.value, repeated=result.repeated)

@@ -1,0 +1,61 @@
+"""Settings from ``IPGW_*`` environment variables (and a ``.env`` file, if present)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from importlib.resources import files
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DIRECTORY = Path(str(files("gateway") / "data" / "directory.toml"))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="IPGW_", env_file=".env", extra="ignore")
+
+    #: where the embedded default keeps its SQLite file and generated keys
+    data_dir: Path = Path("var")
+    #: SQLAlchemy async URL; default is SQLite in ``data_dir``
+    database_url: str | None = None
+    #: an external Kafka cluster; unset means "start the bundled broker on 127.0.0.1"
+    kafka_bootstrap: str | None = None
+    #: ``assign`` takes every partition itself (one instance, no group rebalances);
+    #: ``subscribe`` shares partitions in a consumer group (several instances).
+    #: Default: assign with the bundled broker, subscribe with an external cluster.
+    kafka_group_mode: Literal["assign", "subscribe"] | None = None
+    kafka_session_timeout_ms: int = 10_000
+    kafka_partitions: int = Field(default=4, ge=1)
+    kafka_replication_factor: int = Field(default=1, ge=1)
+    topic_prefix: str = Field(default="ipgw", pattern=r"^[A-Za-z0-9._-]+$")
+    #: the kommune -> KE directory (TOML); default is the one shipped in the package
+    directory_file: Path = DEFAULT_DIRECTORY
+    host: str = "127.0.0.1"
+    port: int = 8080
+    #: request bodies above this are refused before parsing
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    #: synthetic test person ids (month + 40 / + 80); never on in production
+    accept_synthetic_ids: bool = False
+    #: HMAC key for person pseudonyms; generated into ``data_dir`` when unset
+    pseudonym_key: SecretStr | None = None
+    #: how the gateway names itself in receipts it issues
+    gateway_name: str = "ip-gateway"
+    log_level: str = "INFO"
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.data_dir / 'ipgw.db'}"
+
+    @property
+    def embedded_broker(self) -> bool:
+        return not self.kafka_bootstrap
+
+    @property
+    def group_mode(self) -> Literal["assign", "subscribe"]:
+        if self.kafka_group_mode:
+            return self.kafka_group_mode
+        return "assign" if self.embedded_broker else "subscribe"

@@ -1,0 +1,100 @@
+"""Made-up but well-formed notices for the demo, the tests and the benchmarks.
+
+Person ids are synthetic (month + 80, the Tenor test range) so they can never belong to a real
+person; a gateway must run with ``IPGW_ACCEPT_SYNTHETIC_IDS=true`` to take them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import uuid
+
+from gateway.domain.identifiers import PersonIdKind, control_digits
+from gateway.domain.model import (
+    ConsentAttestation,
+    ConsentGiver,
+    Contact,
+    NeedNotice,
+    NoticeKind,
+    Organisation,
+    Patient,
+    PersonName,
+    Sender,
+)
+
+GIVEN = ["Kari", "Ola", "Ingrid", "Lars", "Sigrid", "Nils", "Astrid", "Jonas", "Sofie", "Emil"]
+FAMILY = ["Nordmann", "Hansen", "Johansen", "Olsen", "Larsen", "Berg", "Haugen", "Dahl", "Lie"]
+NEEDS = [
+    "Langvarige og koordinerte tjenester etter hjerneslag; behov for rehabilitering i kommunen.",
+    "Sammensatte behov etter trafikkskade; trenger koordinator og individuell plan.",
+    "Barn med alvorlig sykdom; familien trenger barnekoordinator.",
+    "Psykisk helse og rus: flere tjenester involvert, ønsker individuell plan.",
+]
+
+HELSE_MORE_OG_ROMSDAL = Organisation(name="Helse Møre og Romsdal HF", her_id=99100001)
+DEPARTMENTS = [
+    Organisation(name="Nevrologisk avdeling, Ålesund sjukehus", her_id=99100011),
+    Organisation(name="Barne- og ungdomsavdelinga, Molde sjukehus", her_id=99100012),
+    Organisation(name="Klinikk for psykisk helse og rus", her_id=99100013),
+]
+
+
+def synthetic_person_id(rng: random.Random, kind: PersonIdKind = PersonIdKind.FNR) -> str:
+    """A valid-checksum Tenor-style synthetic id (month + 80)."""
+    while True:
+        born = dt.date(1930, 1, 1) + dt.timedelta(days=rng.randrange(0, 33_000))
+        day = born.day + (40 if kind is PersonIdKind.DNR else 0)
+        first_nine = f"{day:02d}{born.month + 80:02d}{born.year % 100:02d}{rng.randrange(1000):03d}"
+        digits = control_digits(first_nine)
+        if digits:
+            return f"{first_nine}{digits[0]}{digits[1]}"
+
+
+def make_notice(
+    rng: random.Random,
+    kommune_nr: str,
+    *,
+    with_consent: bool = True,
+    sent_at: dt.datetime | None = None,
+) -> NeedNotice:
+    requested = rng.choice(
+        [
+            (NoticeKind.INDIVIDUELL_PLAN, NoticeKind.KOORDINATOR),
+            (NoticeKind.INDIVIDUELL_PLAN,),
+            (NoticeKind.BARNEKOORDINATOR,),
+        ]
+    )
+    return NeedNotice(
+        sender_message_id=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+        sent_at=sent_at or dt.datetime.now(dt.UTC).replace(microsecond=0),
+        source_endpoint="urn:oid:2.16.578.1.12.4.1.2:99100001",
+        patient=Patient(
+            person_id=synthetic_person_id(rng),
+            id_kind=PersonIdKind.FNR,
+            name=PersonName(given=rng.choice(GIVEN), family=rng.choice(FAMILY)),
+            kommune_nr=kommune_nr,
+        ),
+        sender=Sender(
+            organisation=HELSE_MORE_OG_ROMSDAL,
+            department=rng.choice(DEPARTMENTS),
+            contact=Contact(name="Koordinerende enhet HMR", phone="+4770000000"),
+        ),
+        requested=requested,
+        need=rng.choice(NEEDS),
+        urgent=rng.random() < 0.1,
+        next_of_kin_involved=NoticeKind.BARNEKOORDINATOR in requested,
+        interpreter_language="ar" if rng.random() < 0.1 else None,
+        consent=(
+            ConsentAttestation(
+                given_by=(
+                    ConsentGiver.PARENTS
+                    if NoticeKind.BARNEKOORDINATOR in requested
+                    else ConsentGiver.PERSON
+                ),
+                given_on=dt.date(2026, 11, 1),
+            )
+            if with_consent
+            else None
+        ),
+    )

@@ -1,0 +1,1 @@
+"""Canonical model, identifiers, statuses and receipts: pure, no I/O."""

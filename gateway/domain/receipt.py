@@ -1,0 +1,129 @@
+"""Receipts: the gateway's applikasjonskvittering (AppRec) to the sender of a message.
+
+Statuses come from code list 8258 and error codes from 8221, so a receipt means the same to a
+hospital whether it reads this JSON or (later) an AppRec XML document.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from enum import StrEnum
+from typing import Any
+
+from pydantic import Field
+
+from gateway.domain.model import Model, Organisation
+
+ERROR_CODE_SYSTEM = "2.16.578.1.12.4.1.1.8221"
+STATUS_CODE_SYSTEM = "2.16.578.1.12.4.1.1.8258"
+
+#: Code list 8221, the texts receiving systems show (DN).
+ERROR_TEXTS: dict[str, str] = {
+    "T01": "Ikke XML / ikke 'well formed' / uleselig",
+    "T02": "XML validerer ikke",
+    "T10": "Støtter ikke meldingsformatet",
+    "T99": "Annen feil på format",
+    "S01": "Feil på signatur",
+    "S02": "Ugyldig sertifikat",
+    "S03": "Tilbaketrukket sertifikat",
+    "S99": "Annen feil på signatur eller sertifikat",
+    "E10": "Ugyldig meldingsidentifikator",
+    "E20": "Lege finnes ikke",
+    "E21": "Mottaker finnes ikke",
+    "E30": "Pasientens fødselsnummer mangler",
+    "E31": "Pasientens fødselsnummer er feil",
+    "E32": "Pasientens navn mangler",
+    "E35": "Pasienten finnes ikke i mottakersystemet",
+    "E36": "Pasientopplysninger er utilstrekkelige",
+    "E53": "Pasientens fødselsnummer eller D-nummer finnes ikke registrert i Folkeregisteret",
+    "E54": "Pasientens fødselsnummer er ikke registrert i mottakersystemet",
+    "X99": "Annen feil",
+}
+
+
+class ReceiptStatus(StrEnum):
+    """Code list 8258."""
+
+    OK = "1"
+    REJECTED = "2"
+    OK_WITH_ERRORS = "3"
+
+    @property
+    def text(self) -> str:
+        return {"1": "OK", "2": "Avvist", "3": "OK, feil i delmelding"}[self.value]
+
+
+class ReceiptError(Model):
+    code: str = Field(pattern=r"^[TSEX]\d\d$")
+    #: free text (AppRec's OT): says what to fix, never holds person data
+    detail: str | None = None
+
+    @property
+    def text(self) -> str:
+        return ERROR_TEXTS.get(self.code, ERROR_TEXTS["X99"])
+
+
+class Receipt(Model):
+    id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    generated_at: dt.datetime
+    #: who answers: the KE that acknowledged, or the gateway itself when it rejects
+    sender: Organisation
+    receiver: Organisation | None
+    status: ReceiptStatus
+    errors: tuple[ReceiptError, ...] = ()
+    original_message_type: str
+    #: the sender's own id for the message being answered (AppRec OriginalMsgId/Id)
+    original_message_id: str | None
+    original_issued_at: dt.datetime | None
+    gateway_message_id: uuid.UUID
+
+    def to_json(self) -> dict[str, Any]:
+        """The AppRec 1.1 structure, element by element, as JSON."""
+
+        def party(org: Organisation | None) -> dict[str, Any] | None:
+            if org is None:
+                return None
+            inst: dict[str, Any] = {"name": org.name}
+            if org.her_id is not None:
+                inst |= {"id": str(org.her_id), "typeId": {"V": "HER", "DN": "HER-id"}}
+            return {"hcp": {"inst": inst}}
+
+        return {
+            "msgType": {"V": "APPREC", "DN": "Applikasjonskvittering"},
+            "miGversion": "v1.1 2012-02-15",
+            "genDate": self.generated_at.isoformat(),
+            "id": str(self.id),
+            "sender": party(self.sender),
+            "receiver": party(self.receiver),
+            "status": {"V": self.status.value, "DN": self.status.text},
+            "error": [
+                {"S": ERROR_CODE_SYSTEM, "V": e.code, "DN": e.text}
+                | ({"OT": e.detail} if e.detail else {})
+                for e in self.errors
+            ],
+            "originalMsgId": {
+                "msgType": {"V": self.original_message_type},
+                "issueDate": (
+                    self.original_issued_at.isoformat() if self.original_issued_at else None
+                ),
+                "id": self.original_message_id,
+            },
+            "gatewayMessageId": str(self.gateway_message_id),
+        }
+
+
+class Refused(Exception):
+    """A message the gateway will not carry on, with the receipt errors that say why.
+
+    Raised by mappings and rules; the pipeline turns it into status REJECTED and a receipt.
+    The message text is safe to log: it holds codes and field paths, never values.
+    """
+
+    def __init__(self, *errors: ReceiptError) -> None:
+        super().__init__("; ".join(f"{e.code}: {e.detail or e.text}" for e in errors))
+        self.errors = errors
+
+    @classmethod
+    def one(cls, code: str, detail: str) -> Refused:
+        return cls(ReceiptError(code=code, detail=detail))

@@ -1,0 +1,1 @@
+"""The message flow: ingest -> validate -> consent -> route -> deliver -> acknowledge -> receipt."""

@@ -1,0 +1,138 @@
+"""Ingest: keep the message, queue it, answer at once.
+
+Only what can be judged without the FHIR models is judged here (well-formed JSON, a message
+Bundle with a MessageHeader and an id): the answer comes in milliseconds and the full checks
+run in the pipeline. Whatever comes in is stored first, refused input included, so nothing a
+sender sent is ever lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy.exc import IntegrityError
+
+from gateway.domain.model import MessageKind
+from gateway.domain.receipt import ReceiptError, Refused
+from gateway.domain.status import MessageStatus, Stage
+from gateway.pipeline import receipts
+from gateway.runtime import Runtime
+from gateway.store import repository as repo
+from gateway.transport import Command, command_record
+from mappings.fhir.notice import patient_identifier
+
+log = logging.getLogger(__name__)
+
+_MESSAGE_REF = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+
+
+@dataclass(frozen=True)
+class Accepted:
+    message_id: str
+    status: MessageStatus
+    #: the sender sent this message (same source endpoint and MessageHeader.id) before
+    duplicate: bool = False
+
+
+class IngestRefused(Exception):
+    """Refused at the door; the message is stored as REJECTED under ``message_id``."""
+
+    def __init__(self, message_id: str, errors: tuple[ReceiptError, ...]) -> None:
+        super().__init__(receipts.reason_text(errors))
+        self.message_id = message_id
+        self.errors = errors
+
+
+def _envelope(body: bytes) -> tuple[dict[str, Any], str, str]:
+    """The Bundle, its source endpoint and the sender's message id, or Refused."""
+    try:
+        bundle = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise Refused.one("T01", "body is not well-formed JSON") from None
+    if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
+        raise Refused.one("T02", "body must be a FHIR Bundle")
+    if bundle.get("type") != "message":
+        raise Refused.one("T02", "Bundle.type must be 'message'")
+    entries = bundle.get("entry")
+    first = entries[0] if isinstance(entries, list) and entries else None
+    header = first.get("resource") if isinstance(first, dict) else None
+    if not isinstance(header, dict) or header.get("resourceType") != "MessageHeader":
+        raise Refused.one("T02", "the first entry of a message Bundle must be a MessageHeader")
+    header_id = header.get("id")
+    if not isinstance(header_id, str) or not _MESSAGE_REF.match(header_id):
+        raise Refused.one("E10", "MessageHeader.id is missing or not a valid id")
+    source = header.get("source")
+    endpoint = source.get("endpoint") if isinstance(source, dict) else None
+    if not isinstance(endpoint, str) or not endpoint.strip() or len(endpoint) > 256:
+        raise Refused.one("T02", "MessageHeader.source.endpoint is missing")
+    return bundle, endpoint, header_id
+
+
+async def store_refused(
+    rt: Runtime, body: bytes, content_type: str, actor: str, errors: tuple[ReceiptError, ...]
+) -> str:
+    """Keep refused input as a REJECTED message with its receipt, for the operator to see."""
+    async with rt.db.write() as conn:
+        message_id = await repo.insert_message(
+            conn,
+            kind=MessageKind.NEED_NOTICE.value,
+            status=MessageStatus.RECEIVED,
+            content_type=content_type[:64],
+            raw=body,
+            actor=actor,
+            detail="received",
+        )
+        message = await repo.get_message(conn, message_id)
+        assert message is not None
+        await receipts.reject(rt, conn, message, Stage.INGEST, errors)
+    rt.committed()
+    return message_id
+
+
+async def accept_fhir(rt: Runtime, body: bytes, content_type: str, actor: str) -> Accepted:
+    try:
+        bundle, endpoint, header_id = _envelope(body)
+    except Refused as r:
+        message_id = await store_refused(rt, body, content_type, actor, r.errors)
+        raise IngestRefused(message_id, r.errors) from None
+
+    async with rt.db.read() as conn:
+        earlier = await repo.find_by_sender_ref(conn, endpoint, header_id)
+    if earlier:
+        return Accepted(earlier.id, earlier.status, duplicate=True)
+
+    person_id = patient_identifier(bundle)
+    pseudonym = rt.pseudonymize(person_id) if person_id else None
+    try:
+        async with rt.db.write() as conn:
+            message_id = await repo.insert_message(
+                conn,
+                kind=MessageKind.NEED_NOTICE.value,
+                status=MessageStatus.RECEIVED,
+                content_type=content_type,
+                raw=body,
+                actor=actor,
+                detail="received",
+                sender_endpoint=endpoint,
+                sender_message_id=header_id,
+                patient_pseudonym=pseudonym,
+            )
+            await repo.add_outbox(
+                conn,
+                command_record(
+                    rt.topics.ingress, pseudonym or message_id, Command(message_id), message_id
+                ),
+            )
+    except IntegrityError:
+        # The same message raced in twice; the first one won.
+        async with rt.db.read() as conn:
+            earlier = await repo.find_by_sender_ref(conn, endpoint, header_id)
+        if earlier is None:
+            raise
+        return Accepted(earlier.id, earlier.status, duplicate=True)
+    rt.committed()
+    return Accepted(message_id, MessageStatus.RECEIVED)

@@ -1,0 +1,69 @@
+"""Recovery: re-drive messages that are in flight but have no record on the broker.
+
+At start every in-flight message is re-queued (the bundled broker forgets everything when it
+restarts, and an outbox row may have been published to a broker that then died). Afterwards a
+sweep re-queues messages that have not moved for ``stale_after``. Consumers dedupe, so a
+message queued twice is handled once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+
+from gateway.domain.status import MessageStatus, Stage
+from gateway.runtime import Runtime
+from gateway.store import repository as repo
+from gateway.transport import Command, command_record
+
+log = logging.getLogger(__name__)
+
+BATCH = 500
+
+
+async def requeue(rt: Runtime, *, older_than: dt.timedelta | None = None) -> int:
+    cutoff = repo.now() - older_than if older_than else None
+    count = 0
+    after = ""
+    while True:
+        async with rt.db.read() as conn:
+            rows = await repo.in_flight(conn, BATCH, after)
+        if not rows:
+            break
+        after = rows[-1].id
+        stale = [m for m in rows if cutoff is None or m.updated_at < cutoff]
+        if stale:
+            async with rt.db.write() as conn:
+                for m in stale:
+                    await repo.add_outbox(conn, _record(rt, m))
+                    await repo.add_event(
+                        conn, m.id, Stage.RECOVERY, None, f"re-queued from {m.status}", "gateway"
+                    )
+            count += len(stale)
+            rt.committed()
+    return count
+
+
+def _record(rt: Runtime, m: repo.MessageRow) -> repo.OutboxRecord:
+    command = Command(m.id, m.generation)
+    if m.status in (MessageStatus.RECEIVED, MessageStatus.VALIDATED):
+        return command_record(rt.topics.ingress, m.patient_pseudonym or m.id, command, m.id)
+    return command_record(rt.topics.deliver, m.recipient_kommune or m.id, command, m.id)
+
+
+async def run(rt: Runtime, *, interval: float = 60.0, stale_after: float = 300.0) -> None:
+    n = await requeue(rt)
+    if n:
+        log.info("recovery: re-queued %d in-flight messages at start", n)
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            n = await requeue(rt, older_than=dt.timedelta(seconds=stale_after))
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            log.warning("recovery sweep failed (%s); next sweep in %ss", type(e).__name__, interval)
+            continue
+        if n:
+            log.info("recovery: re-queued %d messages that had not moved", n)

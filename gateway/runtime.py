@@ -1,0 +1,52 @@
+"""The parts of a running gateway that the pipeline stages and the API share."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from gateway.config import Settings
+from gateway.delivery import AdapterContext, AdapterRegistry
+from gateway.directory import Directory, load_directory
+from gateway.pseudonym import Pseudonymizer, load_or_create_key
+from gateway.store.database import Database
+from gateway.transport import OutboxRelay, Topics
+
+
+@dataclass
+class Runtime:
+    """What the pipeline stages and the API share."""
+
+    settings: Settings
+    db: Database
+    directory: Directory
+    topics: Topics
+    pseudonymize: Pseudonymizer
+    adapters: AdapterRegistry
+    relay: OutboxRelay | None = None
+    #: answers whether the broker takes requests now (readiness)
+    broker_check: Callable[[], Awaitable[bool]] | None = None
+
+    def committed(self) -> None:
+        """Call after a commit that added outbox rows: publish them now, not at the next poll."""
+        if self.relay:
+            self.relay.wake()
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    directory = load_directory(settings.directory_file)
+    db = Database(settings.resolved_database_url)
+    key = load_or_create_key(
+        settings.pseudonym_key.get_secret_value() if settings.pseudonym_key else None,
+        settings.data_dir,
+    )
+    adapters = AdapterRegistry(AdapterContext(settings=settings, db=db))
+    adapters.check(directory.adapter_names())
+    return Runtime(
+        settings=settings,
+        db=db,
+        directory=directory,
+        topics=Topics.named(settings.topic_prefix),
+        pseudonymize=Pseudonymizer(key),
+        adapters=adapters,
+    )

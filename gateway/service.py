@@ -1,0 +1,94 @@
+"""The gateway service: starts its parts in order and stops them in reverse."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaProducer
+
+from gateway.broker import EmbeddedBroker
+from gateway.config import Settings
+from gateway.pipeline import deliver, process, recovery
+from gateway.runtime import Runtime, build_runtime
+from gateway.transport import OutboxRelay, StageConsumer, ensure_topics, make_producer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Gateway:
+    """Starts broker (if embedded), store, topics, relay, stage consumers and recovery."""
+
+    settings: Settings
+    runtime: Runtime | None = None
+    broker: EmbeddedBroker | None = None
+    producer: AIOKafkaProducer | None = None
+    consumers: list[StageConsumer] = field(default_factory=list)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def start(self) -> Runtime:
+        s = self.settings
+        rt = self.runtime = build_runtime(s)
+        if rt.directory.fictitious_her_ids:
+            log.warning("the directory's HER-ids are fictitious: not for real traffic")
+        await rt.db.migrate()
+
+        bootstrap = s.kafka_bootstrap
+        if not bootstrap:
+            s.data_dir.mkdir(parents=True, exist_ok=True)
+            self.broker = EmbeddedBroker(log_file=s.data_dir / "broker.log")
+            bootstrap = await self.broker.start()
+        await ensure_topics(s, bootstrap, rt.topics)
+
+        self.producer = make_producer(bootstrap)
+        await self.producer.start()
+        rt.relay = OutboxRelay(rt.db, self.producer)
+        group = f"{s.topic_prefix}-gateway"
+        self.consumers = [
+            StageConsumer(
+                "pipeline", rt.topics.ingress, process.handler(rt), s, bootstrap, group=group
+            ),
+            StageConsumer(
+                "deliver", rt.topics.deliver, deliver.handler(rt), s, bootstrap, group=group
+            ),
+        ]
+        for c in self.consumers:
+            await c.start()
+        producer = self.producer
+
+        async def broker_check() -> bool:
+            await producer.client.fetch_all_metadata()
+            return True
+
+        rt.broker_check = broker_check
+
+        self.tasks = [
+            asyncio.create_task(rt.relay.run(), name="outbox-relay"),
+            *(asyncio.create_task(c.run(), name=f"consumer-{c.name}") for c in self.consumers),
+            asyncio.create_task(recovery.run(rt), name="recovery"),
+        ]
+        log.info("gateway started (broker %s, store %s)", bootstrap, rt.db.url.get_backend_name())
+        return rt
+
+    async def stop(self) -> None:
+        for t in self.tasks:
+            t.cancel()
+        for t in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        self.tasks = []
+        for c in self.consumers:
+            with contextlib.suppress(Exception):
+                await c.stop()
+        if self.producer:
+            with contextlib.suppress(Exception):
+                await self.producer.stop()
+        if self.broker:
+            self.broker.stop()
+        if self.runtime:
+            self.runtime.broker_check = None
+            await self.runtime.db.close()
+        log.info("gateway stopped")

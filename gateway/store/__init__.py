@@ -1,0 +1,1 @@
+"""The system of record: messages, their timeline, outbox, dedupe, inboxes and receipts."""

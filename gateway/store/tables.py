@@ -1,0 +1,126 @@
+"""Table definitions (SQLAlchemy Core). Migrations in ``migrations/`` must match these."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+
+class UtcDateTime(TypeDecorator[dt.datetime]):
+    """Timezone-aware UTC on the way in and out, whatever the database keeps."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, dt.datetime) or value.tzinfo is None:
+            raise ValueError("UtcDateTime needs an aware datetime")
+        return value.astimezone(dt.UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, dt.datetime)
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+metadata = MetaData()
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("status", String(16), nullable=False),
+    #: bumped when an operator re-drives a message, so dedupe lets the new attempt through
+    Column("generation", Integer, nullable=False, default=0),
+    Column("sender_endpoint", String(256)),
+    Column("sender_message_id", String(64)),
+    Column("recipient_kommune", String(4)),
+    Column("recipient_her_id", Integer),
+    Column("recipient_adapter", String(64)),
+    #: keyed HMAC of the person id: lookups by person without storing the id in clear
+    Column("patient_pseudonym", String(64)),
+    Column("content_type", String(64), nullable=False),
+    #: the body exactly as received, kept for the operator and for replay
+    Column("raw", LargeBinary, nullable=False),
+    #: the canonical model as JSON, once validated
+    Column("canonical", Text),
+    #: why the message is held, rejected or dead; never holds person data
+    Column("reason", Text),
+    Column("received_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    UniqueConstraint("sender_endpoint", "sender_message_id", name="uq_messages_sender_ref"),
+    Index("ix_messages_status_updated", "status", "updated_at"),
+    Index("ix_messages_recipient", "recipient_kommune", "status"),
+    Index("ix_messages_patient", "patient_pseudonym"),
+)
+
+message_events = Table(
+    "message_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("message_id", String(36), ForeignKey("messages.id"), nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Column("stage", String(16), nullable=False),
+    Column("status", String(16)),
+    Column("detail", Text),
+    Column("actor", String(128), nullable=False),
+    Index("ix_message_events_message", "message_id", "id"),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("topic", String(128), nullable=False),
+    Column("key", LargeBinary),
+    Column("value", LargeBinary, nullable=False),
+    Column("headers", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+handled = Table(
+    "handled",
+    metadata,
+    Column("consumer", String(64), primary_key=True),
+    Column("ref", String(80), primary_key=True),
+    Column("at", UtcDateTime, nullable=False),
+)
+
+inbox = Table(
+    "inbox",
+    metadata,
+    Column("message_id", String(36), ForeignKey("messages.id"), primary_key=True),
+    Column("kommune_nr", String(4), nullable=False),
+    Column("delivered_at", UtcDateTime, nullable=False),
+    Column("acked_at", UtcDateTime),
+    Index("ix_inbox_kommune_open", "kommune_nr", "acked_at", "delivered_at"),
+)
+
+receipts = Table(
+    "receipts",
+    metadata,
+    Column("message_id", String(36), ForeignKey("messages.id"), primary_key=True),
+    Column("status", String(1), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)

@@ -1,0 +1,261 @@
+"""Kafka: topic names, producer, consumers and the outbox relay.
+
+Records carry only a command (message id + generation), never person data: the store holds
+the message, so a record lost with the memory-only dev broker is re-driven from the store.
+Consumers commit an offset only after the handler has stored its effect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from gateway.config import Settings
+from gateway.store import repository as repo
+from gateway.store.database import Database
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Topics:
+    ingress: str
+    deliver: str
+    receipts: str
+    dlq: str
+    retry: tuple[str, ...]
+
+    @classmethod
+    def named(cls, prefix: str, retry_tiers: Sequence[str] = ("1m", "10m", "1h")) -> Topics:
+        return cls(
+            ingress=f"{prefix}.ingress",
+            deliver=f"{prefix}.deliver",
+            receipts=f"{prefix}.receipts",
+            dlq=f"{prefix}.dlq",
+            retry=tuple(f"{prefix}.retry.{t}" for t in retry_tiers),
+        )
+
+    def all(self) -> list[str]:
+        return [self.ingress, self.deliver, self.receipts, self.dlq, *self.retry]
+
+
+@dataclass(frozen=True)
+class Command:
+    """What a stage record says: work on this message, at this generation."""
+
+    message_id: str
+    generation: int = 0
+
+    def encode(self) -> bytes:
+        return orjson.dumps({"id": self.message_id, "generation": self.generation})
+
+    @classmethod
+    def decode(cls, value: bytes) -> Command:
+        data = orjson.loads(value)
+        return cls(str(data["id"]), int(data.get("generation", 0)))
+
+    @property
+    def ref(self) -> str:
+        return f"{self.message_id}:{self.generation}"
+
+
+def command_record(
+    topic: str, key: str, command: Command, correlation_id: str
+) -> repo.OutboxRecord:
+    return repo.OutboxRecord(
+        topic=topic,
+        key=key.encode(),
+        value=command.encode(),
+        headers=[("message-id", command.message_id), ("correlation-id", correlation_id)],
+    )
+
+
+async def ensure_topics(settings: Settings, bootstrap: str, topics: Topics) -> None:
+    """Create the topics if missing (the dev broker forgets them on every restart)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15_000)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [t for t in topics.all() if t not in existing]
+        if missing:
+            await admin.create_topics(
+                [
+                    NewTopic(t, settings.kafka_partitions, settings.kafka_replication_factor)
+                    for t in missing
+                ]
+            )
+    finally:
+        await admin.close()
+
+
+def make_producer(bootstrap: str) -> AIOKafkaProducer:
+    # No idempotence or transactions: the bundled broker lacks them; dedupe is ours.
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        linger_ms=2,
+        max_batch_size=262_144,
+        max_request_size=MAX_MESSAGE_BYTES,
+        enable_idempotence=False,
+    )
+
+
+class OutboxRelay:
+    """Publishes committed outbox rows, then deletes them.
+
+    A crash between publish and delete publishes a row twice; consumers dedupe. Woken right
+    after each commit that adds rows, and polls besides (other instances write rows too).
+    """
+
+    def __init__(self, db: Database, producer: AIOKafkaProducer, *, batch: int = 500) -> None:
+        self.db = db
+        self.producer = producer
+        self.batch = batch
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self, poll_seconds: float = 0.5) -> None:
+        while True:
+            try:
+                published = await self.publish_pending()
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # broker or store unavailable: try again shortly
+                log.warning("outbox relay: %s; retrying", type(e).__name__)
+                await asyncio.sleep(1.0)
+                continue
+            if published < self.batch:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), poll_seconds)
+                self._wake.clear()
+
+    async def publish_pending(self) -> int:
+        async with self.db.read() as conn:
+            rows = await repo.pending_outbox(conn, self.batch)
+        if not rows:
+            return 0
+        futures = [
+            await self.producer.send(
+                r.topic,
+                value=r.value,
+                key=r.key,
+                headers=[(k, v.encode()) for k, v in r.headers],
+            )
+            for _, r in rows
+        ]
+        await asyncio.gather(*futures)
+        async with self.db.write() as conn:
+            await repo.delete_outbox(conn, [row_id for row_id, _ in rows])
+        return len(rows)
+
+
+Handler = Callable[[Command], Awaitable[None]]
+
+
+class StageConsumer:
+    """Consumes one topic and runs a stage handler on each command.
+
+    Partitions are handled concurrently, records within one partition in order. An offset is
+    committed only after every record before it was handled. A handler that keeps failing is
+    logged and skipped: its message stays in flight in the store and the recovery sweep
+    re-drives it, so skipping loses nothing.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        topic: str,
+        handler: Handler,
+        settings: Settings,
+        bootstrap: str,
+        *,
+        group: str,
+        attempts: int = 4,
+    ) -> None:
+        self.name = name
+        self.topic = topic
+        self.handler = handler
+        self.settings = settings
+        self.attempts = attempts
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=settings.kafka_session_timeout_ms,
+            heartbeat_interval_ms=max(1000, settings.kafka_session_timeout_ms // 4),
+            max_poll_records=500,
+            fetch_max_bytes=MAX_MESSAGE_BYTES * 2,
+            max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
+        )
+        self.ready = asyncio.Event()
+
+    async def start(self) -> None:
+        await self.consumer.start()
+        if self.settings.group_mode == "assign":
+            partitions = self.consumer.partitions_for_topic(self.topic)
+            if not partitions:
+                await self.consumer._client.force_metadata_update()
+                partitions = self.consumer.partitions_for_topic(self.topic) or {0}
+            self.consumer.assign([TopicPartition(self.topic, p) for p in sorted(partitions)])
+        else:
+            self.consumer.subscribe([self.topic])
+
+    async def stop(self) -> None:
+        await self.consumer.stop()
+
+    async def run(self) -> None:
+        self.ready.set()
+        while True:
+            batch = await self.consumer.getmany(timeout_ms=500)
+            if not batch:
+                continue
+            await asyncio.gather(*(self._partition(recs) for recs in batch.values()))
+            await self.consumer.commit({tp: recs[-1].offset + 1 for tp, recs in batch.items()})
+
+    async def _partition(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        for record in records:
+            try:
+                command = Command.decode(record.value)
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                log.error("%s: unreadable record at offset %s skipped", self.name, record.offset)
+                continue
+            await self._handle(command)
+
+    async def _handle(self, command: Command) -> None:
+        try:
+            async for attempt in AsyncRetrying(
+                stop=stop_after_attempt(self.attempts),
+                wait=wait_exponential_jitter(initial=0.05, max=2.0),
+                retry=retry_if_exception_type(Exception),
+                reraise=True,
+            ):
+                with attempt:
+                    await self.handler(command)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            log.error(
+                "%s: message %s failed %d times (%s); left for the recovery sweep",
+                self.name,
+                command.message_id,
+                self.attempts,
+                type(e).__name__,
+            )

@@ -1,0 +1,1 @@
+"""Pure mappings between the canonical model and external formats (no I/O)."""
