@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     #: Default: assign with the bundled broker, subscribe with an external cluster.
     kafka_group_mode: Literal["assign", "subscribe"] | None = None
     kafka_session_timeout_ms: int = 10_000
+    #: how long a fetch may wait for records; the bundled broker always waits this long when
+    #: a topic is idle, so it bounds each stage's latency. Raise it on a real cluster.
+    kafka_fetch_max_wait_ms: int = Field(default=25, ge=1)
     kafka_partitions: int = Field(default=4, ge=1)
     kafka_replication_factor: int = Field(default=1, ge=1)
     topic_prefix: str = Field(default="ipgw", pattern=r"^[A-Za-z0-9._-]+$")
@@ -40,6 +43,9 @@ class Settings(BaseSettings):
     accept_synthetic_ids: bool = False
     #: HMAC key for person pseudonyms; generated into ``data_dir`` when unset
     pseudonym_key: SecretStr | None = None
+    #: how often the recovery sweep looks for messages that stopped moving, and after how long
+    recovery_interval_seconds: float = Field(default=60.0, gt=0)
+    stale_after_seconds: float = Field(default=300.0, gt=0)
     #: how the gateway names itself in receipts it issues
     gateway_name: str = "ip-gateway"
     log_level: str = "INFO"

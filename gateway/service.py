@@ -68,7 +68,12 @@ class Gateway:
         self.tasks = [
             asyncio.create_task(rt.relay.run(), name="outbox-relay"),
             *(asyncio.create_task(c.run(), name=f"consumer-{c.name}") for c in self.consumers),
-            asyncio.create_task(recovery.run(rt), name="recovery"),
+            asyncio.create_task(
+                recovery.run(
+                    rt, interval=s.recovery_interval_seconds, stale_after=s.stale_after_seconds
+                ),
+                name="recovery",
+            ),
         ]
         log.info("gateway started (broker %s, store %s)", bootstrap, rt.db.url.get_backend_name())
         return rt

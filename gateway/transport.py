@@ -20,7 +20,7 @@ from tenacity import (
     AsyncRetrying,
     retry_if_exception_type,
     stop_after_attempt,
-    wait_exponential_jitter,
+    wait_random_exponential,
 )
 
 from gateway.config import Settings
@@ -202,6 +202,7 @@ class StageConsumer:
             session_timeout_ms=settings.kafka_session_timeout_ms,
             heartbeat_interval_ms=max(1000, settings.kafka_session_timeout_ms // 4),
             max_poll_records=500,
+            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
             fetch_max_bytes=MAX_MESSAGE_BYTES * 2,
             max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
         )
@@ -243,7 +244,7 @@ class StageConsumer:
         try:
             async for attempt in AsyncRetrying(
                 stop=stop_after_attempt(self.attempts),
-                wait=wait_exponential_jitter(initial=0.05, max=2.0),
+                wait=wait_random_exponential(multiplier=0.05, max=2.0),
                 retry=retry_if_exception_type(Exception),
                 reraise=True,
             ):

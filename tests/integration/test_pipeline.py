@@ -1,0 +1,193 @@
+"""The whole flow in one process, with the real broker and a real SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from gateway.demo.peers import notice_body
+from gateway.demo.samples import make_notice
+from mappings.fhir.notice import bundle_to_notice, notice_to_bundle
+
+pytestmark = pytest.mark.integration
+
+FHIR = {"content-type": "application/fhir+json"}
+
+
+async def post(client: httpx.AsyncClient, body: bytes, **headers: str) -> httpx.Response:
+    return await client.post("/fhir/$process-message", content=body, headers=FHIR | headers)
+
+
+async def wait_status(
+    client: httpx.AsyncClient, message_id: str, statuses: set[str], timeout: float = 15.0
+) -> dict[str, Any]:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        view: dict[str, Any] = (await client.get(f"/messages/{message_id}")).json()
+        if view["status"] in statuses:
+            return view
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"message stuck in {view['status']}: {view['events']}")
+        await asyncio.sleep(0.05)
+
+
+async def test_notice_reaches_inbox_and_receipt_comes_back(client: httpx.AsyncClient) -> None:
+    rng = random.Random(7)
+    notice = make_notice(rng, "1506")
+    r = await post(client, orjson.dumps(notice_to_bundle(notice)))
+    assert r.status_code == 202
+    message_id = r.json()["id"]
+    assert r.headers["location"] == f"/receipts/{message_id}"
+
+    pending = await client.get(f"/receipts/{message_id}")
+    assert pending.status_code == 404
+    assert pending.headers["content-type"] == "application/problem+json"
+
+    await wait_status(client, message_id, {"DELIVERED"})
+    inbox = (await client.get("/ke/1506/inbox")).json()
+    assert [i["id"] for i in inbox["items"]] == [message_id]
+    assert inbox["items"][0]["notice"]["patient"]["kommune_nr"] == "1506"
+    # no other kommune sees it
+    assert (await client.get("/ke/1508/inbox")).json()["items"] == []
+
+    fhir = await client.get(f"/ke/1506/inbox/{message_id}")
+    assert fhir.headers["content-type"] == "application/fhir+json"
+    assert bundle_to_notice(fhir.json(), allow_synthetic_ids=True) == notice
+
+    ack = await client.post(f"/ke/1506/inbox/{message_id}/ack")
+    assert ack.json() == {"id": message_id, "status": "ACKNOWLEDGED", "repeated": False}
+    again = await client.post(f"/ke/1506/inbox/{message_id}/ack")
+    assert again.json()["repeated"] is True
+    assert (await client.get("/ke/1506/inbox")).json()["items"] == []
+
+    receipt = (await client.get(f"/receipts/{message_id}")).json()
+    assert receipt["status"] == {"V": "1", "DN": "OK"}
+    assert receipt["originalMsgId"]["id"] == notice.sender_message_id
+    assert receipt["sender"]["hcp"]["inst"]["id"] == "99001506"
+
+    view = await wait_status(client, message_id, {"ACKNOWLEDGED"})
+    statuses = [e["status"] for e in view["events"] if e["status"]]
+    assert statuses == ["RECEIVED", "VALIDATED", "ROUTED", "DELIVERED", "ACKNOWLEDGED"]
+
+
+async def test_same_message_twice_is_processed_once(client: httpx.AsyncClient) -> None:
+    body = notice_body(random.Random(3), "1508")
+    first, second = await asyncio.gather(post(client, body), post(client, body))
+    assert first.status_code == second.status_code == 202
+    assert first.json()["id"] == second.json()["id"]
+    await wait_status(client, first.json()["id"], {"DELIVERED"})
+    assert len((await client.get("/ke/1508/inbox")).json()["items"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("flaw", "code"), [("bad-person-id", "E31"), ("unknown-kommune", "E21")]
+)
+async def test_invalid_notice_is_rejected_with_receipt(
+    client: httpx.AsyncClient, flaw: str, code: str
+) -> None:
+    r = await post(client, notice_body(random.Random(11), "1506", flaw=flaw))
+    assert r.status_code == 202  # checked in the pipeline, answered by receipt
+    message_id = r.json()["id"]
+    view = await wait_status(client, message_id, {"REJECTED"})
+    assert code in view["reason"]
+    receipt = (await client.get(f"/receipts/{message_id}")).json()
+    assert receipt["status"]["V"] == "2"
+    assert [e["V"] for e in receipt["error"]] == [code]
+    assert (await client.get("/ke/1506/inbox")).json()["items"] == []
+
+
+async def test_notice_without_consent_is_held_not_delivered(client: httpx.AsyncClient) -> None:
+    r = await post(client, notice_body(random.Random(5), "1506", flaw="no-consent"))
+    view = await wait_status(client, r.json()["id"], {"HELD_CONSENT"})
+    assert "consent" in view["reason"]
+    await asyncio.sleep(0.3)
+    assert (await client.get("/ke/1506/inbox")).json()["items"] == []
+    assert (await client.get(f"/receipts/{r.json()['id']}")).json()["messageStatus"] == (
+        "HELD_CONSENT"
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "issue"),
+    [
+        (b"{not json", "T01", "structure"),
+        (b"[]", "T02", "structure"),
+        (b'{"resourceType": "Patient"}', "T02", "structure"),
+        (b'{"resourceType": "Bundle", "type": "message", "entry": []}', "T02", "structure"),
+    ],
+)
+async def test_malformed_input_is_refused_and_kept(
+    client: httpx.AsyncClient, body: bytes, code: str, issue: str
+) -> None:
+    r = await post(client, body)
+    assert r.status_code == 400
+    outcome = r.json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert outcome["issue"][0]["code"] == issue
+    assert outcome["issue"][0]["diagnostics"].startswith(code)
+    view = (await client.get(f"/messages/{outcome['id']}")).json()
+    assert view["status"] == "REJECTED"
+    receipt = (await client.get(f"/receipts/{outcome['id']}")).json()
+    assert receipt["error"][0]["V"] == code
+
+
+async def test_oversized_and_wrong_type_are_refused_and_kept(client: httpx.AsyncClient) -> None:
+    big = b'{"resourceType": "Bundle", "pad": "' + b"x" * 300_000 + b'"}'
+    r = await post(client, big)
+    assert r.status_code == 413
+    assert (await client.get(f"/messages/{r.json()['id']}")).json()["status"] == "REJECTED"
+
+    r = await client.post(
+        "/fhir/$process-message", content=b"<Bundle/>", headers={"content-type": "application/xml"}
+    )
+    assert r.status_code == 415
+    receipt = (await client.get(f"/receipts/{r.json()['id']}")).json()
+    assert receipt["error"][0]["V"] == "T10"
+
+
+async def test_inbox_is_only_for_its_kommune(client: httpx.AsyncClient) -> None:
+    r = await post(client, notice_body(random.Random(9), "1506"))
+    message_id = r.json()["id"]
+    await wait_status(client, message_id, {"DELIVERED"})
+    other = await client.post(f"/ke/1508/inbox/{message_id}/ack")
+    assert other.status_code == 404
+    assert other.json()["type"].endswith("/not-in-inbox")
+    unknown = await client.get("/ke/0301/inbox")
+    assert unknown.status_code == 404
+    assert unknown.json()["type"].endswith("/unknown-kommune")
+    assert (await client.get("/ke/15x6/inbox")).status_code == 422
+
+
+async def test_ke_rejection_reaches_the_sender(client: httpx.AsyncClient) -> None:
+    r = await post(client, notice_body(random.Random(13), "5001"))
+    message_id = r.json()["id"]
+    await wait_status(client, message_id, {"DELIVERED"})
+    bad = await client.post(
+        f"/ke/5001/inbox/{message_id}/ack", json={"status": "REJECTED", "errors": []}
+    )
+    assert bad.status_code == 422
+    rej = await client.post(
+        f"/ke/5001/inbox/{message_id}/ack",
+        json={"status": "REJECTED", "errors": [{"code": "E35", "detail": "ukjent i fagsystem"}]},
+    )
+    assert rej.json()["status"] == "REJECTED"
+    receipt = (await client.get(f"/receipts/{message_id}")).json()
+    assert receipt["status"]["V"] == "2"
+    assert receipt["error"][0]["V"] == "E35"
+    assert receipt["sender"]["hcp"]["inst"]["id"] == "99005001"
+
+
+async def test_health_and_readiness(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {"store": "ok", "broker": "ok"}
+    spec = (await client.get("/openapi.json")).json()
+    assert {"/fhir/$process-message", "/ke/{kommunenr}/inbox", "/receipts/{message_id}"} <= set(
+        spec["paths"]
+    )
