@@ -84,9 +84,7 @@ async def test_same_message_twice_is_processed_once(client: httpx.AsyncClient) -
     assert len((await client.get("/ke/1508/inbox")).json()["items"]) == 1
 
 
-@pytest.mark.parametrize(
-    ("flaw", "code"), [("bad-person-id", "E31"), ("unknown-kommune", "E21")]
-)
+@pytest.mark.parametrize(("flaw", "code"), [("bad-person-id", "E31"), ("unknown-kommune", "E21")])
 async def test_invalid_notice_is_rejected_with_receipt(
     client: httpx.AsyncClient, flaw: str, code: str
 ) -> None:
