@@ -105,7 +105,7 @@ async def drain(
     base_url: str,
     expected: dict[str, str],
     *,
-    timeout: float = 120.0,
+    give_up_after: float = 120.0,
     interval: float = 0.1,
 ) -> DrainReport:
     """Poll each kommune's inbox and acknowledge until every expected id is acknowledged.
@@ -115,7 +115,7 @@ async def drain(
     report = DrainReport()
     outstanding = set(expected)
     kommuner = sorted(set(expected.values()))
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + give_up_after
 
     async def ke(client: httpx.AsyncClient, kommune_nr: str) -> None:
         acked = report.acked.setdefault(kommune_nr, [])

@@ -58,7 +58,7 @@ def test_200_notices_for_3_kommuner(gateway_process: GatewayProcess) -> None:
     async def run() -> tuple[traffic.SendReport, traffic.DrainReport]:
         sent = await traffic.send_all(gateway_process.base_url, items, concurrency=8)
         expected = {next(iter(sent.accepted[i.sender_message_id])): i.kommune_nr for i in items}
-        return sent, await traffic.drain(gateway_process.base_url, expected, timeout=60)
+        return sent, await traffic.drain(gateway_process.base_url, expected, give_up_after=60)
 
     sent, drained = asyncio.run(run())
     assert sent.failed_attempts == 0
@@ -123,7 +123,7 @@ def test_kill_and_restart_loses_nothing_and_delivers_nothing_twice(
             expected = {
                 next(iter(report.accepted[i.sender_message_id])): i.kommune_nr for i in items
             }
-            return report, await traffic.drain(gw.base_url, expected, timeout=90)
+            return report, await traffic.drain(gw.base_url, expected, give_up_after=90)
 
         sent, drained = asyncio.run(run())
         assert killed.is_set()
