@@ -18,8 +18,9 @@ class KeInbox:
         self.db = context.db
 
     async def deliver(self, delivery: Delivery) -> Delivered:
-        async with self.db.write() as conn:
-            new = await repo.put_in_inbox(conn, delivery.message_id, delivery.unit.kommune_nr)
+        new = await self.db.write_grouped(
+            repo.put_in_inbox, delivery.message_id, delivery.unit.kommune_nr
+        )
         return Delivered("placed in KE inbox" if new else "already in KE inbox")
 
 

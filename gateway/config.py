@@ -18,7 +18,8 @@ class Settings(BaseSettings):
 
     #: where the embedded default keeps its SQLite file and generated keys
     data_dir: Path = Path("var")
-    #: SQLAlchemy async URL; default is SQLite in ``data_dir``
+    #: SQLAlchemy URL (``sqlite:///path``, ``postgresql+psycopg://...``); default: SQLite in
+    #: ``data_dir``
     database_url: str | None = None
     #: an external Kafka cluster; unset means "start the bundled broker on 127.0.0.1"
     kafka_bootstrap: str | None = None
@@ -54,7 +55,7 @@ class Settings(BaseSettings):
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
-        return f"sqlite+aiosqlite:///{self.data_dir / 'ipgw.db'}"
+        return f"sqlite:///{self.data_dir / 'ipgw.db'}"
 
     @property
     def embedded_broker(self) -> bool:

@@ -147,8 +147,7 @@ class OutboxRelay:
                 self._wake.clear()
 
     async def publish_pending(self) -> int:
-        async with self.db.read() as conn:
-            rows = await repo.pending_outbox(conn, self.batch)
+        rows = await self.db.read(repo.pending_outbox, self.batch)
         if not rows:
             return 0
         futures = [
@@ -161,21 +160,22 @@ class OutboxRelay:
             for _, r in rows
         ]
         await asyncio.gather(*futures)
-        async with self.db.write() as conn:
-            await repo.delete_outbox(conn, [row_id for row_id, _ in rows])
+        await self.db.write(repo.delete_outbox, [row_id for row_id, _ in rows])
         return len(rows)
 
 
-Handler = Callable[[Command], Awaitable[None]]
+#: A stage handler takes a batch of commands and stores the effect of each. It deals with a
+#: failing message itself (that message stays in flight); raising means "none was stored".
+Handler = Callable[[list[Command]], Awaitable[None]]
 
 
 class StageConsumer:
-    """Consumes one topic and runs a stage handler on each command.
+    """Consumes one topic and runs a stage handler on each fetched batch of commands.
 
-    Partitions are handled concurrently, records within one partition in order. An offset is
-    committed only after every record before it was handled. A handler that keeps failing is
-    logged and skipped: its message stays in flight in the store and the recovery sweep
-    re-drives it, so skipping loses nothing.
+    Batches keep the store's transactions few (one read and one write per batch rather than
+    per message). Offsets are committed only after the handler returned. A batch that keeps
+    failing is retried one command at a time; a command that still fails is logged and
+    skipped: its message stays in flight in the store and the recovery sweep re-drives it.
     """
 
     def __init__(
@@ -188,6 +188,7 @@ class StageConsumer:
         *,
         group: str,
         attempts: int = 4,
+        max_batch: int = 200,
     ) -> None:
         self.name = name
         self.topic = topic
@@ -201,20 +202,17 @@ class StageConsumer:
             auto_offset_reset="earliest",
             session_timeout_ms=settings.kafka_session_timeout_ms,
             heartbeat_interval_ms=max(1000, settings.kafka_session_timeout_ms // 4),
-            max_poll_records=500,
+            max_poll_records=max_batch,
             fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
             fetch_max_bytes=MAX_MESSAGE_BYTES * 2,
             max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
         )
-        self.ready = asyncio.Event()
 
     async def start(self) -> None:
         await self.consumer.start()
         if self.settings.group_mode == "assign":
-            partitions = self.consumer.partitions_for_topic(self.topic)
-            if not partitions:
-                await self.consumer._client.force_metadata_update()
-                partitions = self.consumer.partitions_for_topic(self.topic) or {0}
+            await self.consumer.topics()  # fetches the cluster's metadata
+            partitions = self.consumer.partitions_for_topic(self.topic) or {0}
             self.consumer.assign([TopicPartition(self.topic, p) for p in sorted(partitions)])
         else:
             self.consumer.subscribe([self.topic])
@@ -223,40 +221,48 @@ class StageConsumer:
         await self.consumer.stop()
 
     async def run(self) -> None:
-        self.ready.set()
         while True:
             batch = await self.consumer.getmany(timeout_ms=500)
             if not batch:
                 continue
-            await asyncio.gather(*(self._partition(recs) for recs in batch.values()))
+            commands = [c for records in batch.values() for c in self._decode(records)]
+            if commands:
+                await self._handle(commands)
             await self.consumer.commit({tp: recs[-1].offset + 1 for tp, recs in batch.items()})
 
-    async def _partition(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+    def _decode(self, records: list[ConsumerRecord[bytes, bytes]]) -> list[Command]:
+        out = []
         for record in records:
             try:
-                command = Command.decode(record.value)
+                out.append(Command.decode(record.value))
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
                 log.error("%s: unreadable record at offset %s skipped", self.name, record.offset)
-                continue
-            await self._handle(command)
+        return out
 
-    async def _handle(self, command: Command) -> None:
+    async def _handle(self, commands: list[Command]) -> None:
+        if await self._attempt(commands, self.attempts):
+            return
+        for command in commands:  # find the one that fails; let the others through
+            if not await self._attempt([command], 2):
+                log.error(
+                    "%s: message %s keeps failing; left for the recovery sweep",
+                    self.name,
+                    command.message_id,
+                )
+
+    async def _attempt(self, commands: list[Command], attempts: int) -> bool:
         try:
             async for attempt in AsyncRetrying(
-                stop=stop_after_attempt(self.attempts),
+                stop=stop_after_attempt(attempts),
                 wait=wait_random_exponential(multiplier=0.05, max=2.0),
                 retry=retry_if_exception_type(Exception),
                 reraise=True,
             ):
                 with attempt:
-                    await self.handler(command)
+                    await self.handler(commands)
         except asyncio.CancelledError:
             raise
         except Exception as e:
-            log.error(
-                "%s: message %s failed %d times (%s); left for the recovery sweep",
-                self.name,
-                command.message_id,
-                self.attempts,
-                type(e).__name__,
-            )
+            log.warning("%s: batch of %d failed (%s)", self.name, len(commands), type(e).__name__)
+            return False
+        return True

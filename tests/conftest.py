@@ -15,7 +15,7 @@ from asgi_lifespan import LifespanManager
 from gateway.api.app import create_app
 from gateway.broker import EmbeddedBroker
 from gateway.config import Settings
-from tests.support import GatewayProcess
+from gateway.demo.process import GatewayProcess
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 import orjson
 from fastapi import APIRouter, Body, Path, Query, Request, Response
 from pydantic import BaseModel, Field
+from sqlalchemy import Connection
 
 from gateway.api.deps import runtime
 from gateway.api.problems import FHIR_JSON, Problem
@@ -66,8 +67,7 @@ async def inbox(
     _known(rt, kommunenr)
     unit = rt.directory.unit_for(kommunenr)
     assert unit is not None
-    async with rt.db.read() as conn:
-        rows = await repo.open_inbox(conn, kommunenr, limit)
+    rows = await rt.db.read(repo.open_inbox, kommunenr, limit)
     return Inbox(
         kommune_nr=kommunenr,
         ke_name=unit.name,
@@ -93,13 +93,17 @@ async def inbox(
 async def inbox_item(request: Request, kommunenr: KommuneParam, message_id: str) -> Response:
     rt = runtime(request)
     _known(rt, kommunenr)
-    async with rt.db.read() as conn:
-        entry = await repo.inbox_entry(conn, kommunenr, message_id)
-        message = await repo.get_message(conn, message_id) if entry else None
+    message = await rt.db.read(_in_inbox, kommunenr, message_id)
     if message is None or message.canonical is None:
         raise Problem(404, "not-in-inbox", "No such message in this inbox")
     bundle = notice_to_bundle(NeedNotice.model_validate_json(message.canonical))
     return Response(orjson.dumps(bundle), media_type=FHIR_JSON)
+
+
+def _in_inbox(conn: Connection, kommune_nr: str, message_id: str) -> repo.MessageRow | None:
+    if repo.inbox_entry(conn, kommune_nr, message_id) is None:
+        return None
+    return repo.get_message(conn, message_id)
 
 
 @router.post(

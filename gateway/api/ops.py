@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy import Connection
 
 from gateway.api.deps import runtime
 from gateway.api.problems import Problem
@@ -54,12 +55,15 @@ class Stats(BaseModel):
 @router.get("/stats", response_model=Stats, summary="Messages per status, inbox depths")
 async def stats(request: Request) -> Stats:
     rt = runtime(request)
-    async with rt.db.read() as conn:
-        return Stats(
-            statuses=await repo.status_counts(conn),
-            inbox_depth=await repo.inbox_depths(conn),
-            outbox_depth=await repo.outbox_depth(conn),
-        )
+    return await rt.db.read(_stats)
+
+
+def _stats(conn: Connection) -> Stats:
+    return Stats(
+        statuses=repo.status_counts(conn),
+        inbox_depth=repo.inbox_depths(conn),
+        outbox_depth=repo.outbox_depth(conn),
+    )
 
 
 class Event(BaseModel):
@@ -85,9 +89,7 @@ class MessageView(BaseModel):
 @router.get("/messages/{message_id}", response_model=MessageView, summary="Status and timeline")
 async def message(request: Request, message_id: str) -> MessageView:
     rt = runtime(request)
-    async with rt.db.read() as conn:
-        m = await repo.get_message(conn, message_id)
-        events: list[dict[str, Any]] = await repo.events_of(conn, message_id) if m else []
+    m, events = await rt.db.read(_message_and_events, message_id)
     if m is None:
         raise Problem(404, "unknown-message", "No message with this id")
     return MessageView(
@@ -101,3 +103,10 @@ async def message(request: Request, message_id: str) -> MessageView:
         reason=m.reason,
         events=[Event(**{k: e[k] for k in Event.model_fields}) for e in events],
     )
+
+
+def _message_and_events(
+    conn: Connection, message_id: str
+) -> tuple[repo.MessageRow | None, list[dict[str, Any]]]:
+    m = repo.get_message(conn, message_id)
+    return m, repo.events_of(conn, message_id) if m else []

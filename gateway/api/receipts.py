@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
+from sqlalchemy import Connection
 
 from gateway.api.deps import runtime
 from gateway.api.problems import Problem
@@ -17,9 +18,7 @@ router = APIRouter(tags=["Receipts"])
 async def receipt(request: Request, message_id: str) -> dict[str, Any]:
     """404 ``receipt-pending`` (with the current status) until the message is answered."""
     rt = runtime(request)
-    async with rt.db.read() as conn:
-        body = await repo.get_receipt(conn, message_id)
-        message = None if body else await repo.get_message(conn, message_id)
+    body, message = await rt.db.read(_receipt_or_message, message_id)
     if body:
         return body
     if message is None:
@@ -31,3 +30,10 @@ async def receipt(request: Request, message_id: str) -> dict[str, Any]:
         f"the message is {message.status}",
         messageStatus=message.status.value,
     )
+
+
+def _receipt_or_message(
+    conn: Connection, message_id: str
+) -> tuple[dict[str, Any] | None, repo.MessageRow | None]:
+    body = repo.get_receipt(conn, message_id)
+    return body, None if body else repo.get_message(conn, message_id)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy import Connection
+
 from gateway.domain.model import NeedNotice, Organisation
 from gateway.domain.receipt import ReceiptError, ReceiptStatus
 from gateway.domain.status import MessageStatus, Stage
@@ -28,48 +30,50 @@ async def acknowledge(
     rt: Runtime, kommune_nr: str, message_id: str, errors: tuple[ReceiptError, ...] = ()
 ) -> AckResult:
     """The KE confirms it has the notice (OK), or rejects it with AppRec error codes."""
+    result = await rt.db.write_grouped(_acknowledge, rt, kommune_nr, message_id, errors)
+    if not result.repeated:
+        rt.committed()
+    return result
+
+
+def _acknowledge(
+    conn: Connection,
+    rt: Runtime,
+    kommune_nr: str,
+    message_id: str,
+    errors: tuple[ReceiptError, ...],
+) -> AckResult:
     actor = f"ke:{kommune_nr}"
-    async with rt.db.write() as conn:
-        entry = await repo.inbox_entry(conn, kommune_nr, message_id)
-        message = await repo.get_message(conn, message_id)
-        if entry is None or message is None:
-            raise NotInInbox(message_id)
-        if entry["acked_at"] is not None:
-            return AckResult(message_id, message.status, repeated=True)
-        if message.status in (MessageStatus.ROUTED, MessageStatus.RETRYING):
-            # The KE fetched it before the delivery stage had recorded the delivery.
-            message = await repo.set_status(
-                conn, message, MessageStatus.DELIVERED, Stage.DELIVER, "seen in KE inbox", actor
-            )
-        await repo.mark_acked(conn, message_id)
-        assert message.canonical is not None
-        notice = NeedNotice.model_validate_json(message.canonical)
-        unit = rt.directory.unit_for(kommune_nr)
-        answered_by = Organisation(name=unit.name, her_id=unit.her_id) if unit else None
-        if errors:
-            await receipts.reject(
-                rt,
-                conn,
-                message,
-                Stage.ACKNOWLEDGE,
-                errors,
-                notice=notice,
-                actor=actor,
-                answered_by=answered_by,
-            )
-            status = MessageStatus.REJECTED
-        else:
-            await repo.set_status(
-                conn,
-                message,
-                MessageStatus.ACKNOWLEDGED,
-                Stage.ACKNOWLEDGE,
-                "acknowledged by KE",
-                actor,
-            )
-            await receipts.issue(
-                rt, conn, message, ReceiptStatus.OK, (), notice=notice, answered_by=answered_by
-            )
-            status = MessageStatus.ACKNOWLEDGED
-    rt.committed()
-    return AckResult(message_id, status, repeated=False)
+    entry = repo.inbox_entry(conn, kommune_nr, message_id)
+    message = repo.get_message(conn, message_id)
+    if entry is None or message is None:
+        raise NotInInbox(message_id)
+    if entry["acked_at"] is not None:
+        return AckResult(message_id, message.status, repeated=True)
+    if message.status in (MessageStatus.ROUTED, MessageStatus.RETRYING):
+        # The KE fetched it before the delivery stage had recorded the delivery.
+        message = repo.set_status(
+            conn, message, MessageStatus.DELIVERED, Stage.DELIVER, "seen in KE inbox", actor
+        )
+    repo.mark_acked(conn, message_id)
+    assert message.canonical is not None
+    notice = NeedNotice.model_validate_json(message.canonical)
+    unit = rt.directory.unit_for(kommune_nr)
+    answered_by = Organisation(name=unit.name, her_id=unit.her_id) if unit else None
+    if errors:
+        receipts.reject(
+            conn,
+            rt,
+            message,
+            Stage.ACKNOWLEDGE,
+            errors,
+            notice=notice,
+            actor=actor,
+            answered_by=answered_by,
+        )
+        return AckResult(message_id, MessageStatus.REJECTED, repeated=False)
+    repo.set_status(
+        conn, message, MessageStatus.ACKNOWLEDGED, Stage.ACKNOWLEDGE, "acknowledged by KE", actor
+    )
+    receipts.issue(conn, rt, message, ReceiptStatus.OK, (), notice=notice, answered_by=answered_by)
+    return AckResult(message_id, MessageStatus.ACKNOWLEDGED, repeated=False)

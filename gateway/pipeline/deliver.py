@@ -1,14 +1,20 @@
 """The delivery stage: hand each routed message to its KE's adapter.
 
-Adapters are idempotent towards the recipient (same message id), so a redelivery after a
-crash between "delivered" and "recorded" shows up once at the KE.
+Per batch: one read loads the messages, deliveries run concurrently (a slow recipient does not
+hold up the rest of the batch), one write records the outcomes. Adapters are idempotent
+towards the recipient (same message id), so a redelivery after a crash between "delivered"
+and "recorded" shows up once at the KE.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from dataclasses import dataclass
 
-from gateway.delivery import Delivery, DeliveryFailed
+from sqlalchemy import Connection
+
+from gateway.delivery import Delivered, Delivery, DeliveryFailed
 from gateway.domain.model import NeedNotice
 from gateway.domain.receipt import ReceiptError
 from gateway.domain.status import MessageStatus, Stage
@@ -24,48 +30,73 @@ ACTOR = "gateway"
 _READY = frozenset({MessageStatus.ROUTED, MessageStatus.RETRYING})
 
 
+@dataclass(frozen=True)
+class Outcome:
+    command: Command
+    message: repo.MessageRow
+    notice: NeedNotice
+    result: Delivered | DeliveryFailed
+
+
 def handler(rt: Runtime) -> Handler:
-    async def handle(command: Command) -> None:
-        async with rt.db.read() as conn:
-            message = await repo.get_message(conn, command.message_id)
-        if (
-            message is None
-            or message.status not in _READY
-            or message.generation != command.generation
-            or message.canonical is None
-            or message.recipient_kommune is None
-        ):
-            return
-        entry = rt.directory.entries.get(message.recipient_kommune)
-        if entry is None:
-            log.error("message %s: its kommune left the directory; not delivered", message.id)
-            return
-        notice = NeedNotice.model_validate_json(message.canonical)
-        delivery = Delivery(message.id, message.generation, notice, entry.unit, entry.settings)
-        try:
-            result = await rt.adapters.get(entry.unit.adapter).deliver(delivery)
-        except DeliveryFailed as f:
-            if f.retryable:
-                raise  # the consumer retries; the recovery sweep after that
-            async with rt.db.write() as conn:
-                await receipts.reject(
-                    rt,
-                    conn,
-                    message,
-                    Stage.DELIVER,
-                    (ReceiptError(code=f.code, detail=f.detail),),
-                    notice=notice,
-                )
+    async def handle(commands: list[Command]) -> None:
+        rows = await rt.db.read(repo.get_messages, [c.message_id for c in commands])
+        jobs = [
+            (c, m)
+            for c in commands
+            if (m := rows.get(c.message_id)) is not None
+            and m.status in _READY
+            and m.generation == c.generation
+        ]
+        results = await asyncio.gather(*(_deliver(rt, c, m) for c, m in jobs))
+        outcomes = [o for o in results if o is not None]
+        if outcomes:
+            await rt.db.write(_record_all, rt, outcomes)
             rt.committed()
-            return
-        try:
-            async with rt.db.write() as conn:
-                if not await repo.claim(conn, CONSUMER, command.ref):
-                    return
-                await repo.set_status(
-                    conn, message, MessageStatus.DELIVERED, Stage.DELIVER, result.detail, ACTOR
-                )
-        except repo.StaleStatus:
-            return  # acknowledged before we recorded the delivery: the ack recorded it
 
     return handle
+
+
+async def _deliver(rt: Runtime, command: Command, message: repo.MessageRow) -> Outcome | None:
+    """Deliver one message; None when it can't be now (it stays in flight for a later try)."""
+    entry = rt.directory.entries.get(message.recipient_kommune or "")
+    if entry is None or message.canonical is None:
+        log.error("deliver: message %s has no recipient in the directory", message.id)
+        return None
+    notice = NeedNotice.model_validate_json(message.canonical)
+    delivery = Delivery(message.id, message.generation, notice, entry.unit, entry.settings)
+    try:
+        result: Delivered | DeliveryFailed = await rt.adapters.get(entry.unit.adapter).deliver(
+            delivery
+        )
+    except DeliveryFailed as f:
+        if f.retryable:
+            log.warning("deliver: message %s failed (%s); will retry", message.id, f.code)
+            return None
+        result = f
+    except Exception as e:
+        log.warning("deliver: message %s failed (%s); will retry", message.id, type(e).__name__)
+        return None
+    return Outcome(command, message, notice, result)
+
+
+def _record_all(conn: Connection, rt: Runtime, outcomes: list[Outcome]) -> None:
+    for o in outcomes:
+        try:
+            with conn.begin_nested():
+                if not repo.claim(conn, CONSUMER, o.command.ref):
+                    continue
+                if isinstance(o.result, DeliveryFailed):
+                    error = ReceiptError(code=o.result.code, detail=o.result.detail)
+                    receipts.reject(conn, rt, o.message, Stage.DELIVER, (error,), notice=o.notice)
+                else:
+                    repo.set_status(
+                        conn,
+                        o.message,
+                        MessageStatus.DELIVERED,
+                        Stage.DELIVER,
+                        o.result.detail,
+                        ACTOR,
+                    )
+        except repo.StaleStatus:
+            pass  # acknowledged before we recorded the delivery: the ack recorded it

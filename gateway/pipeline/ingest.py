@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from gateway.domain.model import MessageKind
@@ -28,6 +29,7 @@ from mappings.fhir.notice import patient_identifier
 log = logging.getLogger(__name__)
 
 _MESSAGE_REF = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+KIND = MessageKind.NEED_NOTICE.value
 
 
 @dataclass(frozen=True)
@@ -76,19 +78,23 @@ async def store_refused(
     rt: Runtime, body: bytes, content_type: str, actor: str, errors: tuple[ReceiptError, ...]
 ) -> str:
     """Keep refused input as a REJECTED message with its receipt, for the operator to see."""
-    async with rt.db.write() as conn:
-        message_id = await repo.insert_message(
+
+    def tx(conn: Connection) -> str:
+        message_id = repo.insert_message(
             conn,
-            kind=MessageKind.NEED_NOTICE.value,
+            kind=KIND,
             status=MessageStatus.RECEIVED,
             content_type=content_type[:64],
             raw=body,
             actor=actor,
             detail="received",
         )
-        message = await repo.get_message(conn, message_id)
+        message = repo.get_message(conn, message_id)
         assert message is not None
-        await receipts.reject(rt, conn, message, Stage.INGEST, errors)
+        receipts.reject(conn, rt, message, Stage.INGEST, errors)
+        return message_id
+
+    message_id = await rt.db.write_grouped(tx)
     rt.committed()
     return message_id
 
@@ -100,39 +106,38 @@ async def accept_fhir(rt: Runtime, body: bytes, content_type: str, actor: str) -
         message_id = await store_refused(rt, body, content_type, actor, r.errors)
         raise IngestRefused(message_id, r.errors) from None
 
-    async with rt.db.read() as conn:
-        earlier = await repo.find_by_sender_ref(conn, endpoint, header_id)
-    if earlier:
-        return Accepted(earlier.id, earlier.status, duplicate=True)
-
     person_id = patient_identifier(bundle)
     pseudonym = rt.pseudonymize(person_id) if person_id else None
+
+    def tx(conn: Connection) -> Accepted:
+        earlier = repo.find_by_sender_ref(conn, endpoint, header_id)
+        if earlier:
+            return Accepted(earlier.id, earlier.status, duplicate=True)
+        message_id = repo.insert_message(
+            conn,
+            kind=KIND,
+            status=MessageStatus.RECEIVED,
+            content_type=content_type,
+            raw=body,
+            actor=actor,
+            detail="received",
+            sender_endpoint=endpoint,
+            sender_message_id=header_id,
+            patient_pseudonym=pseudonym,
+        )
+        key = pseudonym or message_id
+        record = command_record(rt.topics.ingress, key, Command(message_id), message_id)
+        repo.add_outbox(conn, record)
+        return Accepted(message_id, MessageStatus.RECEIVED)
+
     try:
-        async with rt.db.write() as conn:
-            message_id = await repo.insert_message(
-                conn,
-                kind=MessageKind.NEED_NOTICE.value,
-                status=MessageStatus.RECEIVED,
-                content_type=content_type,
-                raw=body,
-                actor=actor,
-                detail="received",
-                sender_endpoint=endpoint,
-                sender_message_id=header_id,
-                patient_pseudonym=pseudonym,
-            )
-            await repo.add_outbox(
-                conn,
-                command_record(
-                    rt.topics.ingress, pseudonym or message_id, Command(message_id), message_id
-                ),
-            )
+        accepted = await rt.db.write_grouped(tx)
     except IntegrityError:
-        # The same message raced in twice; the first one won.
-        async with rt.db.read() as conn:
-            earlier = await repo.find_by_sender_ref(conn, endpoint, header_id)
+        # Raced in twice on a database with concurrent writers; the first one won.
+        earlier = await rt.db.read(repo.find_by_sender_ref, endpoint, header_id)
         if earlier is None:
             raise
         return Accepted(earlier.id, earlier.status, duplicate=True)
-    rt.committed()
-    return Accepted(message_id, MessageStatus.RECEIVED)
+    if not accepted.duplicate:
+        rt.committed()
+    return accepted

@@ -1,15 +1,18 @@
 """The pipeline stage: validate -> consent -> route, for each message on the ingress topic.
 
-The CPU work (FHIR validation and mapping) runs before the write transaction; the transaction
-then records every step's event, the next stage's outbox row and the dedupe mark together.
+Per batch of commands: one read transaction loads the messages, the CPU work (FHIR validation
+and mapping) runs on a worker thread so the event loop keeps answering HTTP, and one write
+transaction records every message's steps, its next outbox row and its dedupe mark. Each
+message gets its own savepoint: one that fails leaves the others' effects standing.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import orjson
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection
 
 from gateway.consent import Verdict, decide
 from gateway.domain.model import NeedNotice
@@ -28,48 +31,73 @@ CONSUMER = "pipeline"
 ACTOR = "gateway"
 _READY = frozenset({MessageStatus.RECEIVED, MessageStatus.VALIDATED})
 
+Work = tuple[Command, repo.MessageRow, NeedNotice | Refused]
 
-def read_notice(rt: Runtime, message: repo.MessageRow) -> NeedNotice:
+
+def read_notice(rt: Runtime, raw: bytes) -> NeedNotice | Refused:
+    """The canonical notice, or the refusal that says what is wrong with the body."""
     try:
-        bundle = orjson.loads(message.raw)
+        return _read(rt, raw)
+    except Refused as r:
+        return r
+
+
+def _read(rt: Runtime, raw: bytes) -> NeedNotice:
+    try:
+        bundle = orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise Refused.one("T01", "body is not well-formed JSON") from None
     return bundle_to_notice(bundle, allow_synthetic_ids=rt.settings.accept_synthetic_ids)
 
 
 def handler(rt: Runtime) -> Handler:
-    async def handle(command: Command) -> None:
-        async with rt.db.read() as conn:
-            message = await repo.get_message(conn, command.message_id)
-        if message is None or message.status not in _READY:
+    async def handle(commands: list[Command]) -> None:
+        rows, raws = await rt.db.read(_load, [c.message_id for c in commands])
+        todo = [
+            (c, rows[c.message_id], raws[c.message_id])
+            for c in commands
+            if c.message_id in rows and rows[c.message_id].status in _READY
+        ]
+        if not todo:
             return
-        try:
-            notice: NeedNotice | None = read_notice(rt, message)
-            refusal = None
-        except Refused as r:
-            notice, refusal = None, r
-
-        try:
-            async with rt.db.write() as conn:
-                if not await repo.claim(conn, CONSUMER, command.ref):
-                    return
-                if refusal is not None or notice is None:
-                    assert refusal is not None
-                    await receipts.reject(rt, conn, message, Stage.VALIDATE, refusal.errors)
-                else:
-                    await _consent_and_route(rt, conn, message, notice)
-        except repo.StaleStatus:
-            return  # another worker moved it on; its effect stands
+        outcomes = await asyncio.to_thread(lambda: [read_notice(rt, raw) for _, _, raw in todo])
+        work = [(c, m, o) for (c, m, _), o in zip(todo, outcomes, strict=True)]
+        await rt.db.write(_record_all, rt, work)
         rt.committed()
 
     return handle
 
 
-async def _consent_and_route(
-    rt: Runtime, conn: AsyncConnection, message: repo.MessageRow, notice: NeedNotice
+def _load(conn: Connection, ids: list[str]) -> tuple[dict[str, repo.MessageRow], dict[str, bytes]]:
+    return repo.get_messages(conn, ids), repo.get_raws(conn, ids)
+
+
+def _record_all(conn: Connection, rt: Runtime, work: list[Work]) -> None:
+    for command, message, outcome in work:
+        try:
+            with conn.begin_nested():
+                _record(conn, rt, command, message, outcome)
+        except repo.StaleStatus:
+            pass  # another worker moved it on; its effect stands
+        except Exception as e:
+            log.error("pipeline: message %s not recorded (%s)", message.id, type(e).__name__)
+
+
+def _record(
+    conn: Connection,
+    rt: Runtime,
+    command: Command,
+    message: repo.MessageRow,
+    outcome: NeedNotice | Refused,
 ) -> None:
+    if not repo.claim(conn, CONSUMER, command.ref):
+        return
+    if isinstance(outcome, Refused):
+        receipts.reject(conn, rt, message, Stage.VALIDATE, outcome.errors)
+        return
+    notice = outcome
     if message.status is MessageStatus.RECEIVED:
-        message = await repo.set_status(
+        message = repo.set_status(
             conn,
             message,
             MessageStatus.VALIDATED,
@@ -80,7 +108,7 @@ async def _consent_and_route(
         )
     decision = decide(notice)
     if decision.verdict is Verdict.HOLD:
-        await repo.set_status(
+        repo.set_status(
             conn,
             message,
             MessageStatus.HELD_CONSENT,
@@ -90,13 +118,13 @@ async def _consent_and_route(
             reason=decision.reason,
         )
         return
-    await repo.add_event(conn, message.id, Stage.CONSENT, None, decision.reason, ACTOR)
+    repo.add_event(conn, message.id, Stage.CONSENT, None, decision.reason, ACTOR)
     try:
         unit = route(notice, rt.directory)
     except Refused as r:
-        await receipts.reject(rt, conn, message, Stage.ROUTE, r.errors, notice=notice)
+        receipts.reject(conn, rt, message, Stage.ROUTE, r.errors, notice=notice)
         return
-    message = await repo.set_status(
+    message = repo.set_status(
         conn,
         message,
         MessageStatus.ROUTED,
@@ -107,7 +135,7 @@ async def _consent_and_route(
         recipient_her_id=unit.her_id,
         recipient_adapter=unit.adapter,
     )
-    await repo.add_outbox(
+    repo.add_outbox(
         conn,
         command_record(
             rt.topics.deliver,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 import orjson
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection
 
 from gateway.domain.model import NeedNotice, Organisation
 from gateway.domain.receipt import Receipt, ReceiptError, ReceiptStatus
@@ -16,9 +16,9 @@ from gateway.store import repository as repo
 GATEWAY_ACTOR = "gateway"
 
 
-async def issue(
+def issue(
+    conn: Connection,
     rt: Runtime,
-    conn: AsyncConnection,
     message: repo.MessageRow,
     status: ReceiptStatus,
     errors: tuple[ReceiptError, ...],
@@ -42,8 +42,8 @@ async def issue(
         gateway_message_id=uuid.UUID(message.id),
     )
     body = receipt.to_json()
-    if await repo.save_receipt(conn, message.id, status.value, body):
-        await repo.add_outbox(
+    if repo.save_receipt(conn, message.id, status.value, body):
+        repo.add_outbox(
             conn,
             repo.OutboxRecord(
                 topic=rt.topics.receipts,
@@ -52,7 +52,7 @@ async def issue(
                 headers=[("message-id", message.id), ("correlation-id", message.id)],
             ),
         )
-        await repo.add_event(
+        repo.add_event(
             conn, message.id, Stage.RECEIPT, None, f"receipt {status.text} issued", GATEWAY_ACTOR
         )
     return receipt
@@ -62,9 +62,9 @@ def reason_text(errors: tuple[ReceiptError, ...]) -> str:
     return "; ".join(f"{e.code} {e.detail or e.text}" for e in errors)
 
 
-async def reject(
+def reject(
+    conn: Connection,
     rt: Runtime,
-    conn: AsyncConnection,
     message: repo.MessageRow,
     stage: Stage,
     errors: tuple[ReceiptError, ...],
@@ -74,9 +74,5 @@ async def reject(
     answered_by: Organisation | None = None,
 ) -> None:
     reason = reason_text(errors)
-    await repo.set_status(
-        conn, message, MessageStatus.REJECTED, stage, reason, actor, reason=reason
-    )
-    await issue(
-        rt, conn, message, ReceiptStatus.REJECTED, errors, notice=notice, answered_by=answered_by
-    )
+    repo.set_status(conn, message, MessageStatus.REJECTED, stage, reason, actor, reason=reason)
+    issue(conn, rt, message, ReceiptStatus.REJECTED, errors, notice=notice, answered_by=answered_by)

@@ -12,6 +12,8 @@ import asyncio
 import datetime as dt
 import logging
 
+from sqlalchemy import Connection
+
 from gateway.domain.status import MessageStatus, Stage
 from gateway.runtime import Runtime
 from gateway.store import repository as repo
@@ -27,22 +29,22 @@ async def requeue(rt: Runtime, *, older_than: dt.timedelta | None = None) -> int
     count = 0
     after = ""
     while True:
-        async with rt.db.read() as conn:
-            rows = await repo.in_flight(conn, BATCH, after)
+        rows = await rt.db.read(repo.in_flight, BATCH, after)
         if not rows:
             break
         after = rows[-1].id
         stale = [m for m in rows if cutoff is None or m.updated_at < cutoff]
         if stale:
-            async with rt.db.write() as conn:
-                for m in stale:
-                    await repo.add_outbox(conn, _record(rt, m))
-                    await repo.add_event(
-                        conn, m.id, Stage.RECOVERY, None, f"re-queued from {m.status}", "gateway"
-                    )
+            await rt.db.write(_requeue, rt, stale)
             count += len(stale)
             rt.committed()
     return count
+
+
+def _requeue(conn: Connection, rt: Runtime, stale: list[repo.MessageRow]) -> None:
+    for m in stale:
+        repo.add_outbox(conn, _record(rt, m))
+        repo.add_event(conn, m.id, Stage.RECOVERY, None, f"re-queued from {m.status}", "gateway")
 
 
 def _record(rt: Runtime, m: repo.MessageRow) -> repo.OutboxRecord:

@@ -1,4 +1,5 @@
-"""Reads and writes of the store. Each function runs inside a transaction its caller opens.
+"""Reads and writes of the store. Each function runs inside a transaction its caller opens
+(``db.write(fn)`` / ``db.read(fn)``), on a store thread.
 
 Callers compose them so that a status change, its timeline event, its dedupe mark and the
 outbox row for the next stage commit together or not at all.
@@ -13,9 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import Connection, and_, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.domain.status import IN_FLIGHT, MessageStatus, Stage, check_transition
 from gateway.store.tables import handled, inbox, message_events, messages, outbox, receipts
@@ -42,7 +42,6 @@ class MessageRow:
     recipient_adapter: str | None
     patient_pseudonym: str | None
     content_type: str
-    raw: bytes
     canonical: str | None
     reason: str | None
     received_at: dt.datetime
@@ -63,7 +62,16 @@ class OutboxRecord:
     headers: Sequence[tuple[str, str]] = ()
 
 
-def _insert_ignore(conn: AsyncConnection, table: Any) -> Any:
+#: every column but the raw body: rows are read often, the body only to validate it
+_ROW = [c for c in messages.c if c.name != "raw"]
+
+# Built once: executing a prebuilt statement with parameters reuses its compiled form.
+_INSERT_MESSAGE = insert(messages)
+_INSERT_EVENT = insert(message_events)
+_INSERT_OUTBOX = insert(outbox)
+
+
+def _insert_ignore(conn: Connection, table: Any) -> Any:
     """INSERT that skips a row whose key exists, in the dialect at hand."""
     dialect = conn.dialect.name
     if dialect == "sqlite":
@@ -76,8 +84,8 @@ def _insert_ignore(conn: AsyncConnection, table: Any) -> Any:
 # --------------------------------------------------------------------------- messages
 
 
-async def insert_message(
-    conn: AsyncConnection,
+def insert_message(
+    conn: Connection,
     *,
     kind: str,
     status: MessageStatus,
@@ -93,37 +101,54 @@ async def insert_message(
 ) -> str:
     message_id = message_id or str(uuid.uuid4())
     at = now()
-    await conn.execute(
-        insert(messages).values(
-            id=message_id,
-            kind=kind,
-            status=status.value,
-            generation=0,
-            sender_endpoint=sender_endpoint,
-            sender_message_id=sender_message_id,
-            patient_pseudonym=patient_pseudonym,
-            content_type=content_type,
-            raw=raw,
-            reason=reason,
-            received_at=at,
-            updated_at=at,
-        )
+    conn.execute(
+        _INSERT_MESSAGE,
+        {
+            "id": message_id,
+            "kind": kind,
+            "status": status.value,
+            "generation": 0,
+            "sender_endpoint": sender_endpoint,
+            "sender_message_id": sender_message_id,
+            "patient_pseudonym": patient_pseudonym,
+            "content_type": content_type,
+            "raw": raw,
+            "reason": reason,
+            "received_at": at,
+            "updated_at": at,
+        },
     )
-    await add_event(conn, message_id, Stage.INGEST, status, detail, actor, at=at)
+    add_event(conn, message_id, Stage.INGEST, status, detail, actor, at=at)
     return message_id
 
 
-async def get_message(conn: AsyncConnection, message_id: str) -> MessageRow | None:
-    row = (await conn.execute(select(messages).where(messages.c.id == message_id))).first()
+def get_message(conn: Connection, message_id: str) -> MessageRow | None:
+    row = conn.execute(select(*_ROW).where(messages.c.id == message_id)).first()
     return MessageRow.from_row(row) if row else None
 
 
-async def find_by_sender_ref(
-    conn: AsyncConnection, sender_endpoint: str, sender_message_id: str
+def get_messages(conn: Connection, ids: Sequence[str]) -> dict[str, MessageRow]:
+    rows = conn.execute(select(*_ROW).where(messages.c.id.in_(ids)))
+    return {r.id: MessageRow.from_row(r) for r in rows}
+
+
+def get_raws(conn: Connection, ids: Sequence[str]) -> dict[str, bytes]:
+    rows = conn.execute(select(messages.c.id, messages.c.raw).where(messages.c.id.in_(ids)))
+    return {r.id: bytes(r.raw) for r in rows}
+
+
+def get_raw(conn: Connection, message_id: str) -> bytes | None:
+    """The body exactly as received."""
+    raw = conn.execute(select(messages.c.raw).where(messages.c.id == message_id)).scalar()
+    return bytes(raw) if raw is not None else None
+
+
+def find_by_sender_ref(
+    conn: Connection, sender_endpoint: str, sender_message_id: str
 ) -> MessageRow | None:
     row = (
-        await conn.execute(
-            select(messages).where(
+        conn.execute(
+            select(*_ROW).where(
                 messages.c.sender_endpoint == sender_endpoint,
                 messages.c.sender_message_id == sender_message_id,
             )
@@ -132,8 +157,8 @@ async def find_by_sender_ref(
     return MessageRow.from_row(row) if row else None
 
 
-async def set_status(
-    conn: AsyncConnection,
+def set_status(
+    conn: Connection,
     message: MessageRow,
     new: MessageStatus,
     stage: Stage,
@@ -148,20 +173,20 @@ async def set_status(
     """
     check_transition(message.status, new)
     at = now()
-    result = await conn.execute(
+    result = conn.execute(
         update(messages)
         .where(messages.c.id == message.id, messages.c.status == message.status.value)
         .values(status=new.value, updated_at=at, **fields)
     )
     if result.rowcount != 1:
         raise StaleStatus(message.id)
-    await add_event(conn, message.id, stage, new, detail, actor, at=at)
+    add_event(conn, message.id, stage, new, detail, actor, at=at)
     changed = {"status": new, "updated_at": at, **fields}
     return MessageRow(**{**message.__dict__, **changed})
 
 
-async def add_event(
-    conn: AsyncConnection,
+def add_event(
+    conn: Connection,
     message_id: str,
     stage: Stage,
     status: MessageStatus | None,
@@ -170,20 +195,21 @@ async def add_event(
     *,
     at: dt.datetime | None = None,
 ) -> None:
-    await conn.execute(
-        insert(message_events).values(
-            message_id=message_id,
-            at=at or now(),
-            stage=stage.value,
-            status=status.value if status else None,
-            detail=detail,
-            actor=actor,
-        )
+    conn.execute(
+        _INSERT_EVENT,
+        {
+            "message_id": message_id,
+            "at": at or now(),
+            "stage": stage.value,
+            "status": status.value if status else None,
+            "detail": detail,
+            "actor": actor,
+        },
     )
 
 
-async def events_of(conn: AsyncConnection, message_id: str) -> list[dict[str, Any]]:
-    rows = await conn.execute(
+def events_of(conn: Connection, message_id: str) -> list[dict[str, Any]]:
+    rows = conn.execute(
         select(message_events)
         .where(message_events.c.message_id == message_id)
         .order_by(message_events.c.id)
@@ -191,9 +217,9 @@ async def events_of(conn: AsyncConnection, message_id: str) -> list[dict[str, An
     return [dict(r._mapping) for r in rows]
 
 
-async def in_flight(conn: AsyncConnection, limit: int, after_id: str = "") -> list[MessageRow]:
-    rows = await conn.execute(
-        select(messages)
+def in_flight(conn: Connection, limit: int, after_id: str = "") -> list[MessageRow]:
+    rows = conn.execute(
+        select(*_ROW)
         .where(messages.c.status.in_([s.value for s in IN_FLIGHT]), messages.c.id > after_id)
         .order_by(messages.c.id)
         .limit(limit)
@@ -201,28 +227,29 @@ async def in_flight(conn: AsyncConnection, limit: int, after_id: str = "") -> li
     return [MessageRow.from_row(r) for r in rows]
 
 
-async def status_counts(conn: AsyncConnection) -> dict[str, int]:
-    rows = await conn.execute(select(messages.c.status, func.count()).group_by(messages.c.status))
+def status_counts(conn: Connection) -> dict[str, int]:
+    rows = conn.execute(select(messages.c.status, func.count()).group_by(messages.c.status))
     return {status: count for status, count in rows.tuples()}
 
 
 # --------------------------------------------------------------------------- outbox, dedupe
 
 
-async def add_outbox(conn: AsyncConnection, record: OutboxRecord) -> None:
-    await conn.execute(
-        insert(outbox).values(
-            topic=record.topic,
-            key=record.key,
-            value=record.value,
-            headers=orjson.dumps(list(record.headers)).decode(),
-            created_at=now(),
-        )
+def add_outbox(conn: Connection, record: OutboxRecord) -> None:
+    conn.execute(
+        _INSERT_OUTBOX,
+        {
+            "topic": record.topic,
+            "key": record.key,
+            "value": record.value,
+            "headers": orjson.dumps(list(record.headers)).decode(),
+            "created_at": now(),
+        },
     )
 
 
-async def pending_outbox(conn: AsyncConnection, limit: int) -> list[tuple[int, OutboxRecord]]:
-    rows = await conn.execute(select(outbox).order_by(outbox.c.id).limit(limit))
+def pending_outbox(conn: Connection, limit: int) -> list[tuple[int, OutboxRecord]]:
+    rows = conn.execute(select(outbox).order_by(outbox.c.id).limit(limit))
     return [
         (
             r.id,
@@ -232,17 +259,17 @@ async def pending_outbox(conn: AsyncConnection, limit: int) -> list[tuple[int, O
     ]
 
 
-async def delete_outbox(conn: AsyncConnection, ids: Sequence[int]) -> None:
-    await conn.execute(delete(outbox).where(outbox.c.id.in_(ids)))
+def delete_outbox(conn: Connection, ids: Sequence[int]) -> None:
+    conn.execute(delete(outbox).where(outbox.c.id.in_(ids)))
 
 
-async def outbox_depth(conn: AsyncConnection) -> int:
-    return int((await conn.execute(select(func.count()).select_from(outbox))).scalar_one())
+def outbox_depth(conn: Connection) -> int:
+    return int((conn.execute(select(func.count()).select_from(outbox))).scalar_one())
 
 
-async def claim(conn: AsyncConnection, consumer: str, ref: str) -> bool:
+def claim(conn: Connection, consumer: str, ref: str) -> bool:
     """Mark ``ref`` handled by ``consumer``; False when it already was (a redelivery)."""
-    result = await conn.execute(
+    result = conn.execute(
         _insert_ignore(conn, handled).values(consumer=consumer, ref=ref, at=now())
     )
     return bool(result.rowcount == 1)
@@ -251,9 +278,9 @@ async def claim(conn: AsyncConnection, consumer: str, ref: str) -> bool:
 # --------------------------------------------------------------------------- KE inbox
 
 
-async def put_in_inbox(conn: AsyncConnection, message_id: str, kommune_nr: str) -> bool:
+def put_in_inbox(conn: Connection, message_id: str, kommune_nr: str) -> bool:
     """Idempotent: a message is in an inbox at most once, however often it is delivered."""
-    result = await conn.execute(
+    result = conn.execute(
         _insert_ignore(conn, inbox).values(
             message_id=message_id, kommune_nr=kommune_nr, delivered_at=now()
         )
@@ -261,11 +288,11 @@ async def put_in_inbox(conn: AsyncConnection, message_id: str, kommune_nr: str) 
     return bool(result.rowcount == 1)
 
 
-async def open_inbox(
-    conn: AsyncConnection, kommune_nr: str, limit: int
+def open_inbox(
+    conn: Connection, kommune_nr: str, limit: int
 ) -> list[tuple[MessageRow, dt.datetime]]:
-    rows = await conn.execute(
-        select(messages, inbox.c.delivered_at)
+    rows = conn.execute(
+        select(*_ROW, inbox.c.delivered_at)
         .join(inbox, inbox.c.message_id == messages.c.id)
         .where(inbox.c.kommune_nr == kommune_nr, inbox.c.acked_at.is_(None))
         .order_by(inbox.c.delivered_at, inbox.c.message_id)
@@ -280,11 +307,9 @@ async def open_inbox(
     return out
 
 
-async def inbox_entry(
-    conn: AsyncConnection, kommune_nr: str, message_id: str
-) -> dict[str, Any] | None:
+def inbox_entry(conn: Connection, kommune_nr: str, message_id: str) -> dict[str, Any] | None:
     row = (
-        await conn.execute(
+        conn.execute(
             select(inbox).where(
                 and_(inbox.c.kommune_nr == kommune_nr, inbox.c.message_id == message_id)
             )
@@ -293,12 +318,12 @@ async def inbox_entry(
     return dict(row._mapping) if row else None
 
 
-async def mark_acked(conn: AsyncConnection, message_id: str) -> None:
-    await conn.execute(update(inbox).where(inbox.c.message_id == message_id).values(acked_at=now()))
+def mark_acked(conn: Connection, message_id: str) -> None:
+    conn.execute(update(inbox).where(inbox.c.message_id == message_id).values(acked_at=now()))
 
 
-async def inbox_depths(conn: AsyncConnection) -> dict[str, int]:
-    rows = await conn.execute(
+def inbox_depths(conn: Connection) -> dict[str, int]:
+    rows = conn.execute(
         select(inbox.c.kommune_nr, func.count())
         .where(inbox.c.acked_at.is_(None))
         .group_by(inbox.c.kommune_nr)
@@ -309,10 +334,8 @@ async def inbox_depths(conn: AsyncConnection) -> dict[str, int]:
 # --------------------------------------------------------------------------- receipts
 
 
-async def save_receipt(
-    conn: AsyncConnection, message_id: str, status: str, body: dict[str, Any]
-) -> bool:
-    result = await conn.execute(
+def save_receipt(conn: Connection, message_id: str, status: str, body: dict[str, Any]) -> bool:
+    result = conn.execute(
         _insert_ignore(conn, receipts).values(
             message_id=message_id, status=status, body=orjson.dumps(body).decode(), created_at=now()
         )
@@ -320,8 +343,8 @@ async def save_receipt(
     return bool(result.rowcount == 1)
 
 
-async def get_receipt(conn: AsyncConnection, message_id: str) -> dict[str, Any] | None:
+def get_receipt(conn: Connection, message_id: str) -> dict[str, Any] | None:
     body = (
-        await conn.execute(select(receipts.c.body).where(receipts.c.message_id == message_id))
+        conn.execute(select(receipts.c.body).where(receipts.c.message_id == message_id))
     ).scalar_one_or_none()
     return orjson.loads(body) if body else None

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from gateway.demo import traffic
-from tests.support import GatewayProcess
+from gateway.demo.process import GatewayProcess
 
 pytestmark = pytest.mark.e2e
 

@@ -1,4 +1,5 @@
-"""Helpers for tests that run the gateway as a separate process."""
+"""The gateway as a child process (``python -m gateway serve``), for end-to-end tests and
+benchmarks: the same way operators run it."""
 
 from __future__ import annotations
 
