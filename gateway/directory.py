@@ -41,13 +41,22 @@ def load_directory(path: Path) -> Directory:
     try:
         with path.open("rb") as f:
             data = tomllib.load(f)
-    except (OSError, tomllib.TOMLDecodeError) as e:
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
         raise DirectoryError(f"cannot read directory {path}: {e}") from e
 
+    items = data.get("kommune", [])
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise DirectoryError(f"{path}: kommuner must be [[kommune]] tables")
     entries: dict[str, DirectoryEntry] = {}
     her_ids: dict[int, str] = {}
-    for i, item in enumerate(data.get("kommune", [])):
-        ke = item.get("ke") or {}
+    for i, item in enumerate(items):
+        ke = item.get("ke", {})
+        settings = ke.get("settings", {}) if isinstance(ke, dict) else None
+        if not isinstance(ke, dict) or not isinstance(settings, dict):
+            raise DirectoryError(
+                f"{path}: kommune entry #{i + 1} needs a [kommune.ke] table "
+                "(and [kommune.ke.settings], if any, must be a table)"
+            )
         try:
             unit = CoordinatingUnit(
                 kommune_nr=item.get("nr", ""),
@@ -67,8 +76,10 @@ def load_directory(path: Path) -> Directory:
                 f"and {unit.kommune_nr}: a message could reach the wrong KE"
             )
         her_ids[unit.her_id] = unit.kommune_nr
-        entries[unit.kommune_nr] = DirectoryEntry(unit, dict(ke.get("settings", {})))
+        entries[unit.kommune_nr] = DirectoryEntry(unit, dict(settings))
     if not entries:
         raise DirectoryError(f"{path}: lists no kommune")
     meta = data.get("meta", {})
+    if not isinstance(meta, dict):
+        raise DirectoryError(f"{path}: [meta] must be a table")
     return Directory(entries, fictitious_her_ids=bool(meta.get("fictitious_her_ids", False)))

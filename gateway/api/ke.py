@@ -21,7 +21,7 @@ from mappings.fhir.notice import notice_to_bundle
 
 router = APIRouter(prefix="/ke/{kommunenr}", tags=["KE inbox"])
 
-KommuneParam = Annotated[str, Path(pattern=r"^\d{4}$", description="kommunenummer")]
+KommuneParam = Annotated[str, Path(pattern=r"^[0-9]{4}$", description="kommunenummer")]
 
 
 class InboxItem(BaseModel):
@@ -39,7 +39,7 @@ class Inbox(BaseModel):
 
 
 class AckError(BaseModel):
-    code: str = Field(pattern=r"^[TSEX]\d\d$", description="AppRec error code (code list 8221)")
+    code: str = Field(pattern=r"^[TSEX][0-9]{2}$", description="AppRec error code (code list 8221)")
     detail: str | None = Field(default=None, max_length=1000)
 
 

@@ -18,6 +18,11 @@ _W1 = (3, 7, 6, 1, 8, 9, 4, 5, 2, 1)
 _W2 = (5, 4, 3, 2, 7, 6, 5, 4, 3, 2, 1)
 
 
+def _is_ascii_digits(text: str) -> bool:
+    """``str.isdigit`` alone lets through Arabic-Indic, fullwidth and superscript digits."""
+    return text.isascii() and text.isdigit()
+
+
 class InvalidIdentifier(ValueError):
     """A person id, kommune number or HER-id that fails its rules (text without the value)."""
 
@@ -70,7 +75,7 @@ def parse_person_id(raw: str, *, allow_synthetic: bool) -> PersonId:
     only where the number carries one, and synthetic test numbers only when ``allow_synthetic``.
     """
     value = raw.strip()
-    if len(value) != 11 or not value.isdigit():
+    if len(value) != 11 or not _is_ascii_digits(value):
         raise InvalidIdentifier("person id must be exactly 11 digits", "E31")
     digits = [int(c) for c in value]
     if sum(w * d for w, d in zip(_W1, digits[:10], strict=True)) % 11 > 3:
@@ -84,21 +89,22 @@ def parse_person_id(raw: str, *, allow_synthetic: bool) -> PersonId:
     kind = PersonIdKind.DNR if first >= 4 else PersonIdKind.FNR
     day = int(value[0:2]) - (40 if kind is PersonIdKind.DNR else 0)
     month = int(value[2:4])
-    synthetic = month > 12
+    synthetic = 41 <= month <= 52 or 81 <= month <= 92
     if synthetic:
         if not allow_synthetic:
             raise InvalidIdentifier("synthetic test person ids are not accepted here", "E31")
         month -= 80 if month > 80 else 40
+    # The century would need the individual digits (and they change meaning with the 2032
+    # scheme); a leap year is possible exactly when the two-digit year is divisible by 4.
+    year = 2000 if int(value[4:6]) % 4 == 0 else 2001
     try:
-        # A leap year, so 29.02 passes: the century would need the individual digits and
-        # changes with the 2032 scheme; a wrong day or month is what real typos produce.
-        dt.date(2000, month, day)
+        dt.date(year, month, day)
     except ValueError:
         raise InvalidIdentifier("person id does not hold a valid date", "E31") from None
     return PersonId(value, kind, synthetic)
 
 
-_KOMMUNE_NR = re.compile(r"^\d{4}$")
+_KOMMUNE_NR = re.compile(r"^[0-9]{4}$")
 
 
 def parse_kommune_nr(raw: str) -> str:
@@ -112,6 +118,6 @@ def parse_kommune_nr(raw: str) -> str:
 def parse_her_id(raw: str | int) -> int:
     """HER-ids are positive integers in Adresseregisteret; 9 digits at most today."""
     text = str(raw).strip()
-    if not text.isdigit() or not 0 < int(text) < 10**9:
+    if not _is_ascii_digits(text) or not 0 < int(text) < 10**9:
         raise InvalidIdentifier("HER-id must be a positive integer", "E21")
     return int(text)

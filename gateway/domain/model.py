@@ -61,7 +61,7 @@ class PersonName(Model):
 
 
 class Patient(Model):
-    person_id: Annotated[str, Field(pattern=r"^\d{11}$")]
+    person_id: Annotated[str, Field(pattern=r"^[0-9]{11}$")]
     id_kind: PersonIdKind
     name: PersonName
     #: bostedskommune as the sender knows it (Address.district in FHIR)
@@ -71,7 +71,7 @@ class Patient(Model):
 class Organisation(Model):
     name: NonBlank
     her_id: HerId | None = None
-    orgnr: Annotated[str, Field(pattern=r"^\d{9}$")] | None = None
+    orgnr: Annotated[str, Field(pattern=r"^[0-9]{9}$")] | None = None
 
 
 class Contact(Model):

@@ -11,7 +11,7 @@ import uuid
 from enum import StrEnum
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from gateway.domain.model import Model, Organisation
 
@@ -55,7 +55,7 @@ class ReceiptStatus(StrEnum):
 
 
 class ReceiptError(Model):
-    code: str = Field(pattern=r"^[TSEX]\d\d$")
+    code: str = Field(pattern=r"^[TSEX][0-9]{2}$")
     #: free text (AppRec's OT): says what to fix, never holds person data
     detail: str | None = None
 
@@ -77,6 +77,12 @@ class Receipt(Model):
     original_message_id: str | None
     original_issued_at: dt.datetime | None
     gateway_message_id: uuid.UUID
+
+    @model_validator(mode="after")
+    def _errors_say_why(self) -> Receipt:
+        if self.status is not ReceiptStatus.OK and not self.errors:
+            raise ValueError("a receipt with status 2 or 3 needs at least one error (8221)")
+        return self
 
     def to_json(self) -> dict[str, Any]:
         """The AppRec 1.1 structure, element by element, as JSON."""
