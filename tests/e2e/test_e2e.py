@@ -9,6 +9,7 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 
 from gateway.demo import traffic
@@ -52,6 +53,7 @@ def check_outcome(
 
 
 def test_200_notices_for_3_kommuner(gateway_process: GatewayProcess) -> None:
+    gateway_process.env["IPGW_LOG_LEVEL"] = "INFO"
     gateway_process.start()
     items = traffic.notices(200, KOMMUNER, seed=1)
 
@@ -63,6 +65,21 @@ def test_200_notices_for_3_kommuner(gateway_process: GatewayProcess) -> None:
     sent, drained = asyncio.run(run())
     assert sent.failed_attempts == 0
     check_outcome(gateway_process, items, sent, drained)
+    gateway_process.stop()
+    assert_no_person_data_in_log(gateway_process.data_dir / "gateway.log", items)
+
+
+def assert_no_person_data_in_log(log: Path, items: list[traffic.Outgoing]) -> None:
+    text = log.read_text()
+    assert "gateway started" in text  # the log is the one we think it is
+    for item in items:
+        bundle = orjson.loads(item.body)
+        patient = next(
+            e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient"
+        )
+        name = patient["name"][0]
+        assert patient["identifier"][0]["value"] not in text
+        assert f"{name['given'][0]} {name['family']}" not in text
 
 
 def _alive(pid: int) -> bool:
