@@ -9,7 +9,6 @@ import random
 import re
 import uuid
 import xml.etree.ElementTree as ET
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,8 +28,9 @@ from gateway.domain.model import (
 )
 from gateway.domain.receipt import Receipt, ReceiptError, ReceiptStatus, Refused
 from gateway.routing import route
+from tests.standards import standards_dir
 
-STANDARDS = Path(__file__).resolve().parents[3] / "shared" / "standards"
+STANDARDS = standards_dir()
 APPREC_11 = "{http://www.kith.no/xmlstds/apprec/2012-02-15}"
 APPREC_10 = "{http://www.kith.no/xmlstds/apprec/2004-11-21}"
 ERROR_OID = "2.16.578.1.12.4.1.1.8221"

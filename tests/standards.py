@@ -1,0 +1,26 @@
+"""Where the official schemas and samples are (``../shared/standards`` beside the project).
+
+Not copied into the project (they are the national originals). A clone elsewhere can point at
+them with ``IPGW_STANDARDS_DIR``; tests that need them fail loudly rather than skip.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def standards_dir() -> Path:
+    candidates = [
+        os.environ.get("IPGW_STANDARDS_DIR"),
+        ROOT.parent / "shared" / "standards",
+        "/work/shared/standards",
+    ]
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "README.md").is_file():
+            return Path(candidate)
+    raise FileNotFoundError(
+        "the official standards (shared/standards) are not found; set IPGW_STANDARDS_DIR"
+    )
