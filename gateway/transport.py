@@ -222,13 +222,23 @@ class StageConsumer:
 
     async def run(self) -> None:
         while True:
-            batch = await self.consumer.getmany(timeout_ms=500)
-            if not batch:
-                continue
-            commands = [c for records in batch.values() for c in self._decode(records)]
-            if commands:
-                await self._handle(commands)
-            await self.consumer.commit({tp: recs[-1].offset + 1 for tp, recs in batch.items()})
+            try:
+                await self._poll_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                # Broker gone or rebalancing: the uncommitted batch comes again (deduped).
+                log.warning("%s: %s; polling again shortly", self.name, type(e).__name__)
+                await asyncio.sleep(1.0)
+
+    async def _poll_once(self) -> None:
+        batch = await self.consumer.getmany(timeout_ms=500)
+        if not batch:
+            return
+        commands = [c for records in batch.values() for c in self._decode(records)]
+        if commands:
+            await self._handle(commands)
+        await self.consumer.commit({tp: recs[-1].offset + 1 for tp, recs in batch.items()})
 
     def _decode(self, records: list[ConsumerRecord[bytes, bytes]]) -> list[Command]:
         out = []
