@@ -29,6 +29,8 @@ from mappings.fhir.notice import patient_identifier
 log = logging.getLogger(__name__)
 
 _MESSAGE_REF = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+#: real FHIR messages nest a dozen levels; the FHIR models recurse on nesting
+MAX_JSON_DEPTH = 48
 KIND = MessageKind.NEED_NOTICE.value
 
 
@@ -57,6 +59,8 @@ def _envelope(body: bytes) -> tuple[dict[str, Any], str, str]:
         raise Refused.one("T01", "body is not well-formed JSON") from None
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
         raise Refused.one("T02", "body must be a FHIR Bundle")
+    if _too_deep(bundle, MAX_JSON_DEPTH):
+        raise Refused.one("T02", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     if bundle.get("type") != "message":
         raise Refused.one("T02", "Bundle.type must be 'message'")
     entries = bundle.get("entry")
@@ -72,6 +76,20 @@ def _envelope(body: bytes) -> tuple[dict[str, Any], str, str]:
     if not isinstance(endpoint, str) or not endpoint.strip() or len(endpoint) > 256:
         raise Refused.one("T02", "MessageHeader.source.endpoint is missing")
     return bundle, endpoint, header_id
+
+
+def _too_deep(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests deeper than ``limit`` (iterative: no recursion to exhaust)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values() if isinstance(v, dict | list))
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item if isinstance(v, dict | list))
+    return False
 
 
 async def store_refused(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import traceback
 
 import orjson
 from sqlalchemy import Connection
@@ -35,11 +36,25 @@ Work = tuple[Command, repo.MessageRow, NeedNotice | Refused]
 
 
 def read_notice(rt: Runtime, raw: bytes) -> NeedNotice | Refused:
-    """The canonical notice, or the refusal that says what is wrong with the body."""
+    """The canonical notice, or the refusal that says what is wrong with the body.
+
+    Mapping is pure, so any other failure comes from the input too: it is refused (and logged
+    as a fault of ours to look at) rather than retried forever.
+    """
     try:
         return _read(rt, raw)
     except Refused as r:
         return r
+    except Exception as e:
+        # Where, not what: the exception's text may quote the input.
+        where = traceback.extract_tb(e.__traceback__)[-1]
+        log.error(
+            "pipeline: unexpected %s reading a notice at %s:%s",
+            type(e).__name__,
+            where.filename,
+            where.lineno,
+        )
+        return Refused.one("X99", f"the message could not be read ({type(e).__name__})")
 
 
 def _read(rt: Runtime, raw: bytes) -> NeedNotice:

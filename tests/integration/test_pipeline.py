@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from typing import Any
 
@@ -189,3 +190,16 @@ async def test_health_and_readiness(client: httpx.AsyncClient) -> None:
     assert {"/fhir/$process-message", "/ke/{kommunenr}/inbox", "/receipts/{message_id}"} <= set(
         spec["paths"]
     )
+
+
+async def test_hostile_nesting_is_refused_at_the_door(client: httpx.AsyncClient) -> None:
+    """Deep nesting would exhaust the FHIR models' recursion; it is answered, not crashed on."""
+    bundle = notice_to_bundle(make_notice(random.Random(21), "1506"))
+    nested: dict[str, Any] = {"url": "x", "valueString": "y"}
+    for _ in range(200):
+        nested = {"url": "x", "extension": [nested]}
+    bundle["entry"][0]["resource"]["extension"] = [nested]
+    r = await post(client, json.dumps(bundle).encode())  # orjson refuses to write this deep
+    assert r.status_code == 400
+    assert "nested deeper" in r.json()["issue"][0]["diagnostics"]
+    assert (await client.get(f"/messages/{r.json()['id']}")).json()["status"] == "REJECTED"
