@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from hypothesis import strategies as st
@@ -306,6 +306,11 @@ def strings_in(value: Any) -> list[str]:
 MUTATIONS = ("delete", "retype", "null", "swap-string", "empty", "add-key", "duplicate")
 
 
+def _other_kind(kind: str) -> Callable[[Any], bool]:
+    """A filter for JSON values not of ``kind`` (bound here, not to the loop variable)."""
+    return lambda value: json_kind(value) != kind
+
+
 @st.composite
 def mutated(draw: st.DrawFn, document: dict[str, Any], max_mutations: int = 3) -> dict[str, Any]:
     """``document`` with 1 to ``max_mutations`` random edits somewhere below the root.
@@ -325,11 +330,12 @@ def mutated(draw: st.DrawFn, document: dict[str, Any], max_mutations: int = 3) -
             parent = parent[key]
         key = path[-1]
         old = parent[key]
+        other_kind = _other_kind(json_kind(old))
         op = draw(st.sampled_from(MUTATIONS))
         if op == "delete":
             del parent[key]
         elif op == "retype":
-            parent[key] = draw(json_values().filter(lambda v: json_kind(v) != json_kind(old)))
+            parent[key] = draw(json_values().filter(other_kind))
         elif op == "null":
             parent[key] = None
         elif op == "swap-string" and isinstance(old, str):
@@ -341,5 +347,5 @@ def mutated(draw: st.DrawFn, document: dict[str, Any], max_mutations: int = 3) -
         elif op == "duplicate" and isinstance(parent, list):
             parent.insert(int(key), copy.deepcopy(old))
         else:
-            parent[key] = draw(json_values().filter(lambda v: json_kind(v) != json_kind(old)))
+            parent[key] = draw(json_values().filter(other_kind))
     return doc
