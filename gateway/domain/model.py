@@ -10,7 +10,7 @@ import datetime as dt
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from gateway.domain.identifiers import PersonIdKind, parse_her_id, parse_kommune_nr
 
@@ -21,7 +21,45 @@ class Model(BaseModel):
 
 KommuneNr = Annotated[str, AfterValidator(parse_kommune_nr)]
 HerId = Annotated[int, AfterValidator(parse_her_id)]
-NonBlank = Annotated[str, Field(min_length=1, pattern=r"\S")]
+
+
+def _text(value: str) -> str:
+    """Text every format we speak can carry: FHIR R4 ``string`` is the narrowest.
+
+    R4 allows no whitespace but space, tab, CR and LF (its JSON Schema's ``\\S`` refuses
+    NBSP, U+2028, ideographic space, U+FEFF, ...) and says strings should hold no other
+    control characters. Surrounding whitespace carries no meaning and is dropped, so the
+    canonical form is the same whichever format a message came in.
+    """
+    value = value.strip()
+    if not value:
+        raise ValueError("must hold some text")
+    for char in value:
+        if char in _FHIR_WHITESPACE:
+            continue
+        if char.isspace() or char == "\ufeff" or ord(char) < 32:
+            raise ValueError(f"holds a character FHIR text cannot carry (U+{ord(char):04X})")
+    return value
+
+
+def _offset_fits_fhir(value: dt.datetime) -> dt.datetime:
+    """FHIR instant/dateTime offsets are whole minutes between -14:00 and +14:00."""
+    offset = value.utcoffset()
+    assert offset is not None  # AwareDatetime
+    if offset.total_seconds() % 60 or abs(offset) > dt.timedelta(hours=14):
+        raise ValueError("UTC offset must be whole minutes within -14:00..+14:00")
+    return value
+
+
+_FHIR_WHITESPACE = frozenset(" \t\r\n")
+#: free text: names, the need, organisation names (see ``_text``)
+NonBlank = Annotated[str, AfterValidator(_text)]
+#: a FHIR ``code``: runs of non-whitespace separated by single spaces
+Code = Annotated[str, Field(pattern=r"^[^\s]+( [^\s]+)*$"), AfterValidator(_text)]
+#: a FHIR ``url``/``uri``: no whitespace at all
+Uri = Annotated[str, Field(pattern=r"^\S+$"), AfterValidator(_text)]
+#: a point in time with its sender's UTC offset, as FHIR ``instant`` and MsgHead GenDate hold it
+Instant = Annotated[AwareDatetime, AfterValidator(_offset_fits_fhir)]
 #: what both FHIR ids and MsgHead MsgIds (GUIDs) can hold
 MessageRef = Annotated[str, Field(pattern=r"^[A-Za-z0-9\-.]{1,64}$")]
 
@@ -105,8 +143,8 @@ class NeedNotice(Model):
     #: the sender's own id for the message (FHIR MessageHeader.id, MsgHead MsgId); a sender's
     #: retry reuses it, which is how the gateway tells a retry from a new message
     sender_message_id: MessageRef
-    sent_at: dt.datetime
-    source_endpoint: NonBlank
+    sent_at: Instant
+    source_endpoint: Uri
     patient: Patient
     sender: Sender
     requested: Annotated[tuple[NoticeKind, ...], Field(min_length=1), AfterValidator(_distinct)]
@@ -114,7 +152,7 @@ class NeedNotice(Model):
     urgent: bool = False
     next_of_kin_involved: bool = False
     #: language the person needs an interpreter for (BCP 47), None when not needed
-    interpreter_language: NonBlank | None = None
+    interpreter_language: Code | None = None
     consent: ConsentAttestation | None = None
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from fhir.resources.R4B.bundle import Bundle
@@ -44,6 +44,7 @@ from gateway.domain.model import (
 )
 from gateway.domain.receipt import ReceiptError, Refused
 from mappings.fhir import systems as sy
+from mappings.fhir.r4json import r4_json_problems
 
 Json = dict[str, Any]
 
@@ -280,15 +281,19 @@ def bundle_to_notice(bundle: Json, *, allow_synthetic_ids: bool) -> NeedNotice:
 
 
 def _check_structure(bundle: Json) -> None:
+    """R4 JSON first (fhir.resources coerces what R4 refuses), then the R4 models."""
     if bundle.get("resourceType") != "Bundle" or bundle.get("type") != "message":
         raise Refused.one("T02", "body must be a FHIR Bundle of type message")
+    problems = r4_json_problems(bundle)
+    if problems:
+        raise Refused(*(_t02(problem) for problem in problems))
     try:
         Bundle.model_validate(bundle)
     except ValidationError as e:
         raise Refused(*(_t02(_where(err)) for err in e.errors(include_input=False)[:10])) from None
-    except (KeyError, TypeError, ValueError):
-        # fhir.resources raises KeyError for an unknown resourceType
-        raise Refused.one("T02", "Bundle holds an unknown or malformed resource") from None
+    except (KeyError, TypeError, ValueError, AttributeError):
+        # fhir.resources' own validators can fail with these on shapes R4 JSON allows
+        raise Refused.one("T02", "Bundle holds a malformed resource") from None
 
 
 def _where(err: Mapping[str, Any]) -> str:
@@ -477,14 +482,19 @@ def _read_consent(msg: _Message, patient: Json) -> ConsentAttestation | None:
     return None
 
 
-def patient_identifier(bundle: Json) -> str | None:
-    """The person id in a Bundle, found cheaply (no validation) for the ingest partition key."""
-    entries: Sequence[Any] = bundle.get("entry") or []
-    for e in entries:
+def patient_identifier(bundle: Any) -> str | None:
+    """The person id in a Bundle, found cheaply (no validation) for the ingest partition key.
+
+    Runs before any check, so it must take any JSON without failing.
+    """
+    entries = bundle.get("entry") if isinstance(bundle, dict) else None
+    for e in entries if isinstance(entries, list) else ():
         res = e.get("resource") if isinstance(e, dict) else None
         if isinstance(res, dict) and res.get("resourceType") == "Patient":
-            for ident in res.get("identifier") or []:
-                if isinstance(ident, dict) and ident.get("system") in sy.PERSON_ID_KINDS:
+            identifiers = res.get("identifier")
+            for ident in identifiers if isinstance(identifiers, list) else ():
+                system = ident.get("system") if isinstance(ident, dict) else None
+                if isinstance(system, str) and system in sy.PERSON_ID_KINDS:
                     value = ident.get("value")
                     return value if isinstance(value, str) else None
     return None
