@@ -13,7 +13,8 @@ checked here are the ones of the R4 JSON format (https://hl7.org/fhir/R4/json.ht
 - arrays are never empty; an element that repeats is always an array, one that does not is
   never one;
 - only the elements the type defines (and ``_name`` for its primitives) may appear;
-- an element is never an empty object (invariant ele-1, which the JSON Schema cannot state).
+- an element is never an empty object (invariant ele-1, which the JSON Schema cannot state);
+- a code with a required binding (``status``, ``intent``, ``use``, ...) is one of its codes.
 
 The element table is read from the fhir.resources models themselves (once per type), so there
 is one source of truth for what R4 defines. Cardinality, required elements and value patterns
@@ -23,19 +24,17 @@ are left to the models, which check them after this.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
-import decimal
 import functools
+import re
 import types
 import typing
-import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from fhir.resources.R4B import get_fhir_model_class
 from fhir.resources.R4B.fhirprimitiveextension import FHIRPrimitiveExtension
 from fhir.resources.R4B.resource import Resource
-from pydantic import AnyUrl, BaseModel
+from pydantic import BaseModel
 
 Kind = Literal["boolean", "integer", "decimal", "string", "object", "resource"]
 
@@ -49,6 +48,11 @@ class _Element:
     many: bool
     #: the model of an ``object`` element (a complex datatype or backbone element)
     model: type[BaseModel] | None = None
+    #: the R4 primitive type (``dateTime``, ``uri``, ...) whose rule a primitive value follows
+    primitive: str | None = None
+    #: the codes of a required binding (``status``, ``intent``, ...), which the models carry
+    #: as metadata but do not check
+    codes: frozenset[str] | None = None
 
 
 class _Found(Exception):
@@ -229,13 +233,22 @@ def _check_value(value: Any, element: _Element, where: str, problems: list[str])
         if not isinstance(value, bool):
             _add(problems, where, "must be a JSON boolean (true or false)")
     elif kind == "integer":
+        low, high = _INTEGER_RANGES[element.primitive or "integer"]
         if isinstance(value, bool) or not isinstance(value, int):
             _add(problems, where, "must be a JSON number without a fraction")
+        elif not low <= value <= high:
+            _add(problems, where, f"{element.primitive} must be within {low}..{high}")
     elif kind == "decimal":
         if isinstance(value, bool) or not isinstance(value, int | float):
             _add(problems, where, "must be a JSON number")
     elif not isinstance(value, str):
         _add(problems, where, "must be a JSON string")
+    elif element.codes is not None and value not in element.codes:
+        _add(problems, where, "not a code of its required value set")
+    else:
+        pattern = _PATTERNS.get(element.primitive or "")
+        if pattern is not None and not pattern.fullmatch(value):
+            _add(problems, where, f"not a valid R4 {element.primitive}")
 
 
 def _join(path: str, key: str) -> str:
@@ -245,8 +258,65 @@ def _join(path: str, key: str) -> str:
 # --------------------------------------------------------------------------- element tables
 
 
-#: Python types the models give primitives that R4 JSON writes as strings
-_STRING_TYPES = frozenset({str, dt.date, dt.datetime, dt.time, bytes, uuid.UUID, AnyUrl})
+_YEAR = r"([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)"
+_OFFSET = r"(Z|(\+|-)((0[0-9]|1[0-3]):[0-5][0-9]|14:00))"
+_TIME = r"([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]+)?"
+_MONTH, _DAY = r"(0[1-9]|1[0-2])", r"(0[1-9]|[1-2][0-9]|3[0-1])"
+#: the regular expressions of https://hl7.org/fhir/R4/datatypes.html, matched whole; the
+#: models check some of these and let others pass (a uri with spaces, a date of one digit)
+_PATTERNS: dict[str, re.Pattern[str]] = {
+    name: re.compile(pattern)
+    for name, pattern in {
+        "string": r"[ \r\n\t\S]+",
+        "markdown": r"[ \r\n\t\S]+",
+        "code": r"[^\s]+( [^\s]+)*",
+        "id": r"[A-Za-z0-9\-.]{1,64}",
+        "uri": r"\S*",
+        "url": r"\S*",
+        "canonical": r"\S*",
+        "oid": r"urn:oid:[0-2](\.(0|[1-9][0-9]*))+",
+        "uuid": r"urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
+        "date": rf"{_YEAR}(-{_MONTH}(-{_DAY})?)?",
+        "dateTime": rf"{_YEAR}(-{_MONTH}(-{_DAY}(T{_TIME}{_OFFSET})?)?)?",
+        "instant": rf"{_YEAR}-{_MONTH}-{_DAY}T{_TIME}{_OFFSET}",
+        "time": _TIME,
+        "base64Binary": r"[A-Za-z0-9+/=\s]*",
+    }.items()
+}
+_INTEGER_RANGES = {
+    "integer": (-(2**31), 2**31 - 1),
+    "unsignedInt": (0, 2**31 - 1),
+    "positiveInt": (1, 2**31 - 1),
+}
+#: fhir_core's marker class (the Annotated metadata) -> the R4 primitive it stands for
+_PRIMITIVES = {
+    "Base64Binary": "base64Binary",
+    "Canonical": "canonical",
+    "Code": "code",
+    "Date": "date",
+    "DateTime": "dateTime",
+    "Decimal": "decimal",
+    "Id": "id",
+    "Instant": "instant",
+    "Integer": "integer",
+    "Markdown": "markdown",
+    "Oid": "oid",
+    "PositiveInt": "positiveInt",
+    "String": "string",
+    "Time": "time",
+    "UnsignedInt": "unsignedInt",
+    "Uri": "uri",
+    "Url": "url",
+    "UuidVersion": "uuid",
+    "Xhtml": "xhtml",
+}
+_KIND_OF_PRIMITIVE: dict[str, Kind] = {
+    "boolean": "boolean",
+    "integer": "integer",
+    "unsignedInt": "integer",
+    "positiveInt": "integer",
+    "decimal": "decimal",
+}
 
 
 @functools.cache
@@ -257,7 +327,12 @@ def _shape(model: type[BaseModel]) -> dict[str, _Element]:
         json_name = field.alias or name
         if json_name.startswith("_") or name == "fhir_comments" or json_name == "resourceType":
             continue
-        shape[json_name] = _element(field.annotation)
+        element = _element(field.annotation)
+        extra = field.json_schema_extra
+        codes = extra.get("enum_values") if isinstance(extra, dict) else None
+        if isinstance(codes, list) and codes and element.kind == "string":
+            element = replace(element, codes=frozenset(str(code) for code in codes))
+        shape[json_name] = element
     return shape
 
 
@@ -268,14 +343,9 @@ def _element(annotation: Any) -> _Element:
         many = True
         (tp,) = typing.get_args(tp)
         tp = _without_none(tp)
-    if tp is bool:
-        return _Element("boolean", many)
-    if tp is int:
-        return _Element("integer", many)
-    if tp is decimal.Decimal or tp is float:
-        return _Element("decimal", many)
-    if _is_string(tp):
-        return _Element("string", many)
+    primitive = _primitive(tp)
+    if primitive is not None:
+        return _Element(_KIND_OF_PRIMITIVE.get(primitive, "string"), many, primitive=primitive)
     get_model = getattr(tp, "get_model_klass", None)
     if get_model is None:
         raise TypeError(f"no R4 JSON kind for {annotation!r}")
@@ -284,22 +354,27 @@ def _element(annotation: Any) -> _Element:
     return _Element("object", many, get_model())
 
 
-def _bare(tp: Any) -> Any:
-    """``Annotated[X, ...]`` -> X."""
-    return typing.get_args(tp)[0] if typing.get_origin(tp) is typing.Annotated else tp
-
-
-def _is_string(tp: Any) -> bool:
+def _primitive(tp: Any) -> str | None:
+    """The R4 primitive behind an annotation, None for a complex type or a resource."""
+    if tp is bool:
+        return "boolean"
     if typing.get_origin(tp) in (typing.Union, types.UnionType):
-        return all(_is_string(arg) for arg in typing.get_args(tp))
-    return tp in _STRING_TYPES
+        # e.g. an element id that is Id or String: the wider rule applies
+        found = {_primitive(arg) for arg in typing.get_args(tp)}
+        return "string" if "string" in found else found.pop() if len(found) == 1 else None
+    if typing.get_origin(tp) is typing.Annotated:
+        for marker in reversed(typing.get_args(tp)[1:]):
+            name = _PRIMITIVES.get(type(marker).__name__)
+            if name is not None:
+                return name
+    return None
 
 
 def _without_none(annotation: Any) -> Any:
-    """Optional[X] -> X, with ``Annotated`` stripped (also inside a union of primitives)."""
+    """Optional[X] -> X."""
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        args = [_bare(a) for a in typing.get_args(annotation) if a is not type(None)]
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
         if len(args) == 1:
             return args[0]
         return typing.Union[tuple(args)]  # noqa: UP007 - built from a runtime tuple
-    return _bare(annotation)
+    return annotation

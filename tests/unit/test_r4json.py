@@ -50,6 +50,16 @@ def test_a_valid_resource_has_no_problems() -> None:
         pytest.param({"_name": [{"id": "x"}]}, "_name", id="underscore-on-complex"),
         pytest.param({"_active": True}, "_active", id="primitive-extension-not-object"),
         pytest.param({"fhir_comments": ["x"]}, "fhir_comments", id="fhir-comments"),
+        pytest.param({"gender": "kvinne"}, "gender", id="code-outside-required-binding"),
+        pytest.param({"birthDate": "1985-3-15"}, "birthDate", id="date-one-digit-month"),
+        pytest.param({"birthDate": "1985-03-15\n"}, "birthDate", id="date-trailing-newline"),
+        pytest.param({"deceasedDateTime": "2026-11-02T09:30"}, "deceasedDateTime", id="no-seconds"),
+        pytest.param({"id": "p 1"}, "id", id="id-with-space"),
+        pytest.param({"meta": {"source": "Helse Midt"}}, "meta.source", id="uri-with-space"),
+        pytest.param({"multipleBirthInteger": 2**31}, "multipleBirthInteger", id="int-over-32-bit"),
+        pytest.param(
+            {"name": [{"family": "Nordmann", "use": "offisiell"}]}, "name[0].use", id="nested-code"
+        ),
     ],
 )
 def test_each_rule(change: dict[str, Any], where: str) -> None:
