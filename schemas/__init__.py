@@ -1,0 +1,1 @@
+"""The project's own published schemas (package data: XSDs and JSON Schemas)."""
