@@ -105,7 +105,7 @@ FHIR_WHITESPACE = " \t\r\n"
 #: separators (Zs, Zl, Zp: NBSP, U+2028, ideographic space, ... which the R4 JSON Schema's
 #: ``\\S`` rejects), no lone surrogates; U+FEFF is whitespace to ECMAScript's ``\\s``
 _OTHER = st.characters(
-    exclude_categories=("Cs", "Cc", "Zs", "Zl", "Zp"), exclude_characters="\ufeff"
+    exclude_categories=("Cs", "Cc", "Zs", "Zl", "Zp"), exclude_characters="\ufeff\ufffe\uffff"
 )
 FHIR_NON_WHITESPACE = st.one_of(
     st.sampled_from(NORWEGIAN), st.sampled_from("abcdefghijklmnopqrstuvwxyzAZ09-'."), _OTHER

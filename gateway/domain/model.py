@@ -28,8 +28,9 @@ def _text(value: str) -> str:
 
     R4 allows no whitespace but space, tab, CR and LF (its JSON Schema's ``\\S`` refuses
     NBSP, U+2028, ideographic space, U+FEFF, ...) and says strings should hold no other
-    control characters. Surrounding whitespace carries no meaning and is dropped, so the
-    canonical form is the same whichever format a message came in.
+    control characters; XML 1.0 cannot hold U+FFFE and U+FFFF at all. Surrounding whitespace
+    carries no meaning and is dropped, so the canonical form is the same whichever format a
+    message came in.
     """
     value = value.strip()
     if not value:
@@ -37,8 +38,8 @@ def _text(value: str) -> str:
     for char in value:
         if char in _FHIR_WHITESPACE:
             continue
-        if char.isspace() or char == "\ufeff" or ord(char) < 32:
-            raise ValueError(f"holds a character FHIR text cannot carry (U+{ord(char):04X})")
+        if char.isspace() or char in _NOT_XML or ord(char) < 32:
+            raise ValueError(f"holds a character FHIR or XML cannot carry (U+{ord(char):04X})")
     return value
 
 
@@ -52,6 +53,8 @@ def _offset_fits_fhir(value: dt.datetime) -> dt.datetime:
 
 
 _FHIR_WHITESPACE = frozenset(" \t\r\n")
+#: U+FEFF is whitespace to FHIR's JSON Schema; U+FFFE and U+FFFF are not XML 1.0 characters
+_NOT_XML = frozenset("\ufeff\ufffe\uffff")
 #: free text: names, the need, organisation names (see ``_text``)
 NonBlank = Annotated[str, AfterValidator(_text)]
 #: a FHIR ``code``: runs of non-whitespace separated by single spaces
@@ -72,6 +75,7 @@ def _distinct(kinds: tuple[NoticeKind, ...]) -> tuple[NoticeKind, ...]:
 
 class MessageKind(StrEnum):
     NEED_NOTICE = "need-notice"
+    PLAN_TRANSFER = "plan-transfer"
 
 
 class NoticeKind(StrEnum):
