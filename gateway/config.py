@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     #: how often the recovery sweep looks for messages that stopped moving, and after how long
     recovery_interval_seconds: float = Field(default=60.0, gt=0)
     stale_after_seconds: float = Field(default=300.0, gt=0)
+    #: the official KITH XSDs (MsgHead, Dialogmelding, AppRec, ...), as published; unset: the
+    #: ``shared/standards/xsd`` folder beside the project, if there is one. Without them the
+    #: XML endpoint answers that it is not available.
+    xsd_dir: Path | None = None
     #: how the gateway names itself in receipts it issues
     gateway_name: str = "ip-gateway"
     log_level: str = "INFO"
@@ -56,6 +60,13 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.data_dir / 'ipgw.db'}"
+
+    @cached_property
+    def resolved_xsd_dir(self) -> Path | None:
+        if self.xsd_dir:
+            return self.xsd_dir
+        beside = Path(__file__).resolve().parents[2] / "shared" / "standards" / "xsd"
+        return beside if beside.is_dir() else None
 
     @property
     def embedded_broker(self) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -11,6 +12,9 @@ from gateway.directory import Directory, load_directory
 from gateway.pseudonym import Pseudonymizer, load_or_create_key
 from gateway.store.database import Database
 from gateway.transport import OutboxRelay, Topics
+from mappings.plo.xsd import SchemaSet, load_schema_set
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -23,6 +27,8 @@ class Runtime:
     topics: Topics
     pseudonymize: Pseudonymizer
     adapters: AdapterRegistry
+    #: the KITH schema set for XML ingest; None when the XSDs are not installed
+    schemas: SchemaSet | None = None
     relay: OutboxRelay | None = None
     #: answers whether the broker takes requests now (readiness)
     broker_check: Callable[[], Awaitable[bool]] | None = None
@@ -43,6 +49,7 @@ def build_runtime(settings: Settings) -> Runtime:
     adapters = AdapterRegistry(AdapterContext(settings=settings, db=db))
     adapters.check(directory.adapter_names())
     return Runtime(
+        schemas=_schemas(settings),
         settings=settings,
         db=db,
         directory=directory,
@@ -50,3 +57,12 @@ def build_runtime(settings: Settings) -> Runtime:
         pseudonymize=Pseudonymizer(key),
         adapters=adapters,
     )
+
+
+def _schemas(settings: Settings) -> SchemaSet | None:
+    """The schema set, or None (logged) when the official XSDs are not where configured."""
+    xsd_dir = settings.resolved_xsd_dir
+    if xsd_dir is None:
+        log.warning("KITH XSDs not found (set IPGW_XSD_DIR): POST /plo will refuse XML")
+        return None
+    return load_schema_set(xsd_dir)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -16,6 +17,10 @@ from gateway.api.app import create_app
 from gateway.broker import EmbeddedBroker
 from gateway.config import Settings
 from gateway.demo.process import GatewayProcess
+from tests.standards import standards_dir
+
+# the gateway processes the e2e tests start find the official XSDs wherever the clone is
+os.environ.setdefault("IPGW_XSD_DIR", str(standards_dir() / "xsd"))
 
 
 @pytest.fixture(scope="session")
@@ -36,6 +41,7 @@ def settings(tmp_path: Path, broker: EmbeddedBroker) -> Settings:
         topic_prefix=f"t{uuid.uuid4().hex[:12]}",
         accept_synthetic_ids=True,
         max_body_bytes=256 * 1024,
+        xsd_dir=standards_dir() / "xsd",
     )
 
 

@@ -40,16 +40,20 @@ async def process_message(request: Request) -> JSONResponse:
         body = await read_body(request, rt.settings.max_body_bytes)
     except BodyTooLarge as e:
         detail = f"body exceeds {rt.settings.max_body_bytes} bytes"
-        message_id = await store_refused(
+        receipt = await store_refused(
             rt, e.head, content_type, who, (ReceiptError(code="T99", detail=detail),)
         )
-        return _refused(413, message_id, [("error", "too-costly", f"T99 {detail}")])
+        return _refused(
+            413, str(receipt.gateway_message_id), [("error", "too-costly", f"T99 {detail}")]
+        )
     if content_type not in _JSON_TYPES:
         detail = f"content type must be one of {', '.join(_JSON_TYPES)}"
-        message_id = await store_refused(
+        receipt = await store_refused(
             rt, body, content_type, who, (ReceiptError(code="T10", detail=detail),)
         )
-        return _refused(415, message_id, [("error", "not-supported", f"T10 {detail}")])
+        return _refused(
+            415, str(receipt.gateway_message_id), [("error", "not-supported", f"T10 {detail}")]
+        )
     try:
         accepted = await accept_fhir(rt, body, content_type, who)
     except IngestRefused as e:

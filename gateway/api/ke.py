@@ -12,15 +12,19 @@ from sqlalchemy import Connection
 
 from gateway.api.deps import runtime
 from gateway.api.problems import FHIR_JSON, Problem
-from gateway.domain.model import NeedNotice
+from gateway.api.receipts import _wants_xml
+from gateway.domain.model import NeedNotice, Organisation
 from gateway.domain.receipt import ERROR_TEXTS, ReceiptError
 from gateway.pipeline.acknowledge import NotInInbox, acknowledge
 from gateway.runtime import Runtime
 from gateway.store import repository as repo
 from mappings.fhir.notice import notice_to_bundle
+from mappings.plo.msghead import Party, to_bytes
+from mappings.plo.notice import notice_to_msghead
 
 router = APIRouter(prefix="/ke/{kommunenr}", tags=["KE inbox"])
 
+XML = "application/xml"
 KommuneParam = Annotated[str, Path(pattern=r"^[0-9]{4}$", description="kommunenummer")]
 
 
@@ -86,9 +90,15 @@ async def inbox(
 
 @router.get(
     "/inbox/{message_id}",
-    summary="One notice as a FHIR message Bundle",
+    summary="One notice as a FHIR message Bundle, or as MsgHead XML",
     response_class=Response,
-    responses={200: {"content": {FHIR_JSON: {}}}},
+    responses={
+        200: {
+            "description": "FHIR R4 message Bundle; with `Accept: application/xml` a MsgHead "
+            "v1.2 (Dialogmelding 1.1 + BehovForIP) whose MsgId is the gateway message id",
+            "content": {FHIR_JSON: {}, XML: {}},
+        }
+    },
 )
 async def inbox_item(request: Request, kommunenr: KommuneParam, message_id: str) -> Response:
     rt = runtime(request)
@@ -96,8 +106,14 @@ async def inbox_item(request: Request, kommunenr: KommuneParam, message_id: str)
     message = await rt.db.read(_in_inbox, kommunenr, message_id)
     if message is None or message.canonical is None:
         raise Problem(404, "not-in-inbox", "No such message in this inbox")
-    bundle = notice_to_bundle(NeedNotice.model_validate_json(message.canonical))
-    return Response(orjson.dumps(bundle), media_type=FHIR_JSON)
+    notice = NeedNotice.model_validate_json(message.canonical)
+    if _wants_xml(request.headers.get("accept", "")):
+        unit = rt.directory.unit_for(kommunenr)
+        assert unit is not None
+        receiver = Party(Organisation(name=unit.name, her_id=unit.her_id))
+        root = notice_to_msghead(notice, msg_id=message.id, receiver=receiver)
+        return Response(to_bytes(root), media_type=XML)
+    return Response(orjson.dumps(notice_to_bundle(notice)), media_type=FHIR_JSON)
 
 
 def _in_inbox(conn: Connection, kommune_nr: str, message_id: str) -> repo.MessageRow | None:

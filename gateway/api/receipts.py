@@ -2,25 +2,47 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
 from sqlalchemy import Connection
 
 from gateway.api.deps import runtime
 from gateway.api.problems import Problem
+from gateway.domain.receipt import Receipt
 from gateway.store import repository as repo
+from mappings.plo.apprec import receipt_to_apprec
 
 router = APIRouter(tags=["Receipts"])
 
+APPREC_XML = "application/xml"
 
-@router.get("/receipts/{message_id}", summary="The receipt (AppRec as JSON) for a message")
-async def receipt(request: Request, message_id: str) -> dict[str, Any]:
+
+@router.get(
+    "/receipts/{message_id}",
+    summary="The receipt for a message: AppRec 1.1 XML, or its structure as JSON",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "AppRec 1.1 XML with `Accept: application/xml` (1.0 with "
+            "`?version=1.0`), else the same AppRec structure as JSON",
+            "content": {APPREC_XML: {}, "application/json": {}},
+        },
+        404: {"description": "unknown-message, or receipt-pending with the message's status"},
+    },
+)
+async def receipt(request: Request, message_id: str, version: str = "1.1") -> Response:
     """404 ``receipt-pending`` (with the current status) until the message is answered."""
     rt = runtime(request)
-    body, message = await rt.db.read(_receipt_or_message, message_id)
-    if body:
-        return body
+    found, message = await rt.db.read(_receipt_or_message, message_id)
+    if found is not None:
+        if _wants_xml(request.headers.get("accept", "")):
+            if version not in ("1.0", "1.1"):
+                raise Problem(422, "unknown-apprec-version", "AppRec version is 1.0 or 1.1")
+            return Response(
+                receipt_to_apprec(found, "1.0" if version == "1.0" else "1.1"),
+                media_type=APPREC_XML,
+            )
+        return JSONResponse(found.to_json())
     if message is None:
         raise Problem(404, "unknown-message", "No message with this id")
     raise Problem(
@@ -32,8 +54,19 @@ async def receipt(request: Request, message_id: str) -> dict[str, Any]:
     )
 
 
+def _wants_xml(accept: str) -> bool:
+    """XML when the client names an XML type before (or without) a JSON one."""
+    types = [part.split(";")[0].strip().lower() for part in accept.split(",")]
+    for media in types:
+        if media in ("application/xml", "text/xml"):
+            return True
+        if media in ("application/json", "application/fhir+json"):
+            return False
+    return False
+
+
 def _receipt_or_message(
     conn: Connection, message_id: str
-) -> tuple[dict[str, Any] | None, repo.MessageRow | None]:
-    body = repo.get_receipt(conn, message_id)
-    return body, None if body else repo.get_message(conn, message_id)
+) -> tuple[Receipt | None, repo.MessageRow | None]:
+    found = repo.get_receipt(conn, message_id)
+    return found, None if found else repo.get_message(conn, message_id)

@@ -1,7 +1,7 @@
 """Receipts: the gateway's applikasjonskvittering (AppRec) to the sender of a message.
 
 Statuses come from code list 8258 and error codes from 8221, so a receipt means the same to a
-hospital whether it reads this JSON or (later) an AppRec XML document.
+hospital whether it reads this JSON or the AppRec XML document (mappings/plo/apprec.py).
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from gateway.domain.model import Model, Organisation
 
 ERROR_CODE_SYSTEM = "2.16.578.1.12.4.1.1.8221"
 STATUS_CODE_SYSTEM = "2.16.578.1.12.4.1.1.8258"
+#: code list 9051 ``ENH``
+ORGNR_TEXT = "Organisasjonsnummer i Enhetsregisteret"
 
 #: Code list 8221, the texts receiving systems show (DN).
 ERROR_TEXTS: dict[str, str] = {
@@ -76,36 +78,53 @@ class Receipt(Model):
     #: the sender's own id for the message being answered (AppRec OriginalMsgId/Id)
     original_message_id: str | None
     original_issued_at: dt.datetime | None
-    gateway_message_id: uuid.UUID
+    #: the gateway's id of the message answered; None on a receipt read from an AppRec until
+    #: the pipeline has matched it to a message (an AppRec does not carry the gateway's id)
+    gateway_message_id: uuid.UUID | None = None
+    #: the unit within the sender/receiver (AppRec ``Inst/Dept``), when the answer names one
+    sender_department: Organisation | None = None
+    receiver_department: Organisation | None = None
 
     @model_validator(mode="after")
     def _errors_say_why(self) -> Receipt:
         if self.status is not ReceiptStatus.OK and not self.errors:
             raise ValueError("a receipt with status 2 or 3 needs at least one error (8221)")
+        if self.receiver_department is not None and self.receiver is None:
+            raise ValueError("a receiver department needs the receiver it belongs to")
         return self
 
     def to_json(self) -> dict[str, Any]:
         """The AppRec 1.1 structure, element by element, as JSON."""
 
-        def party(org: Organisation | None) -> dict[str, Any] | None:
-            if org is None:
-                return None
-            inst: dict[str, Any] = {"name": org.name}
+        def unit(org: Organisation, dept: Organisation | None = None) -> dict[str, Any]:
+            # as mappings/plo/apprec.py writes Inst and Dept: the HER-id is the Id when there
+            # is one, else the organisasjonsnummer; an organisasjonsnummer beside a HER-id is
+            # an AdditionalId
+            body: dict[str, Any] = {"name": org.name}
             if org.her_id is not None:
-                inst |= {"id": str(org.her_id), "typeId": {"V": "HER", "DN": "HER-id"}}
-            return {"hcp": {"inst": inst}}
+                body |= {"id": str(org.her_id), "typeId": {"V": "HER", "DN": "HER-id"}}
+            elif org.orgnr is not None:
+                body |= {"id": org.orgnr, "typeId": {"V": "ENH", "DN": ORGNR_TEXT}}
+            if dept is not None:
+                body["dept"] = unit(dept)
+            if org.her_id is not None and org.orgnr is not None:
+                body["additionalId"] = [{"id": org.orgnr, "type": {"V": "ENH", "DN": ORGNR_TEXT}}]
+            return body
+
+        def party(org: Organisation | None, dept: Organisation | None) -> dict[str, Any] | None:
+            return None if org is None else {"hcp": {"inst": unit(org, dept)}}
 
         return {
             "msgType": {"V": "APPREC", "DN": "Applikasjonskvittering"},
             "miGversion": "v1.1 2012-02-15",
             "genDate": self.generated_at.isoformat(),
             "id": str(self.id),
-            "sender": party(self.sender),
-            "receiver": party(self.receiver),
+            "sender": party(self.sender, self.sender_department),
+            "receiver": party(self.receiver, self.receiver_department),
             "status": {"V": self.status.value, "DN": self.status.text},
             "error": [
                 {"S": ERROR_CODE_SYSTEM, "V": e.code, "DN": e.text}
-                | ({"OT": e.detail} if e.detail else {})
+                | ({"OT": e.detail} if e.detail and e.detail.strip() else {})
                 for e in self.errors
             ],
             "originalMsgId": {
@@ -115,7 +134,7 @@ class Receipt(Model):
                 ),
                 "id": self.original_message_id,
             },
-            "gatewayMessageId": str(self.gateway_message_id),
+            "gatewayMessageId": str(self.gateway_message_id) if self.gateway_message_id else None,
         }
 
 

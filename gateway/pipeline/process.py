@@ -25,6 +25,8 @@ from gateway.runtime import Runtime
 from gateway.store import repository as repo
 from gateway.transport import Command, Handler, command_record
 from mappings.fhir.notice import bundle_to_notice
+from mappings.plo.notice import msghead_to_notice
+from mappings.plo.xmlsafe import parse_xml
 
 log = logging.getLogger(__name__)
 
@@ -35,13 +37,15 @@ _READY = frozenset({MessageStatus.RECEIVED, MessageStatus.VALIDATED})
 Work = tuple[Command, repo.MessageRow, NeedNotice | Refused]
 
 
-def read_notice(rt: Runtime, raw: bytes) -> NeedNotice | Refused:
+def read_notice(rt: Runtime, raw: bytes, content_type: str) -> NeedNotice | Refused:
     """The canonical notice, or the refusal that says what is wrong with the body.
 
     Mapping is pure, so any other failure comes from the input too: it is refused (and logged
     as a fault of ours to look at) rather than retried forever.
     """
     try:
+        if content_type in receipts.XML_TYPES:
+            return _read_xml(rt, raw)
         return _read(rt, raw)
     except Refused as r:
         return r
@@ -55,6 +59,13 @@ def read_notice(rt: Runtime, raw: bytes) -> NeedNotice | Refused:
             where.lineno,
         )
         return Refused.one("X99", f"the message could not be read ({type(e).__name__})")
+
+
+def _read_xml(rt: Runtime, raw: bytes) -> NeedNotice:
+    """A MsgHead ingest has checked against the schemas; read it again into the notice."""
+    root = parse_xml(raw, max_bytes=max(rt.settings.max_body_bytes, len(raw)))
+    notice, _ = msghead_to_notice(root, allow_synthetic_ids=rt.settings.accept_synthetic_ids)
+    return notice
 
 
 def _read(rt: Runtime, raw: bytes) -> NeedNotice:
@@ -75,7 +86,9 @@ def handler(rt: Runtime) -> Handler:
         ]
         if not todo:
             return
-        outcomes = await asyncio.to_thread(lambda: [read_notice(rt, raw) for _, _, raw in todo])
+        outcomes = await asyncio.to_thread(
+            lambda: [read_notice(rt, raw, m.content_type) for _, m, raw in todo]
+        )
         work = [(c, m, o) for (c, m, _), o in zip(todo, outcomes, strict=True)]
         await rt.db.write(_record_all, rt, work)
         rt.committed()

@@ -7,11 +7,15 @@ import uuid
 import orjson
 from sqlalchemy import Connection
 
-from gateway.domain.model import NeedNotice, Organisation
+from gateway.domain.model import MessageKind, NeedNotice, Organisation
 from gateway.domain.receipt import Receipt, ReceiptError, ReceiptStatus
 from gateway.domain.status import MessageStatus, Stage
 from gateway.runtime import Runtime
 from gateway.store import repository as repo
+from mappings.plo.notice import MSG_TYPE as NOTICE_MSG_TYPE
+
+#: content types of the MsgHead path
+XML_TYPES = frozenset({"application/xml", "text/xml"})
 
 GATEWAY_ACTOR = "gateway"
 
@@ -27,22 +31,21 @@ def issue(
     answered_by: Organisation | None = None,
 ) -> Receipt:
     """Store the receipt and queue it on the receipts topic, in the caller's transaction."""
-    receiver = None
-    if notice is not None:
-        receiver = notice.sender.department or notice.sender.organisation
     receipt = Receipt(
         generated_at=repo.now(),
         sender=answered_by or Organisation(name=rt.settings.gateway_name),
-        receiver=receiver,
+        receiver=notice.sender.organisation if notice else None,
+        receiver_department=notice.sender.department if notice else None,
         status=status,
         errors=errors,
-        original_message_type=message.kind,
+        original_message_type=original_type(message),
         original_message_id=message.sender_message_id,
-        original_issued_at=notice.sent_at if notice else None,
+        # refused at the door there is no notice to say when it was sent: when it came
+        original_issued_at=notice.sent_at if notice else message.received_at,
         gateway_message_id=uuid.UUID(message.id),
     )
     body = receipt.to_json()
-    if repo.save_receipt(conn, message.id, status.value, body):
+    if repo.save_receipt(conn, message.id, receipt):
         repo.add_outbox(
             conn,
             repo.OutboxRecord(
@@ -56,6 +59,13 @@ def issue(
             conn, message.id, Stage.RECEIPT, None, f"receipt {status.text} issued", GATEWAY_ACTOR
         )
     return receipt
+
+
+def original_type(message: repo.MessageRow) -> str:
+    """What the sender called its message: the MsgHead type for XML, our kind for FHIR."""
+    if message.content_type in XML_TYPES and message.kind == MessageKind.NEED_NOTICE:
+        return NOTICE_MSG_TYPE[0]
+    return message.kind
 
 
 def reason_text(errors: tuple[ReceiptError, ...]) -> str:
@@ -72,7 +82,9 @@ def reject(
     notice: NeedNotice | None = None,
     actor: str = GATEWAY_ACTOR,
     answered_by: Organisation | None = None,
-) -> None:
+) -> Receipt:
     reason = reason_text(errors)
     repo.set_status(conn, message, MessageStatus.REJECTED, stage, reason, actor, reason=reason)
-    issue(conn, rt, message, ReceiptStatus.REJECTED, errors, notice=notice, answered_by=answered_by)
+    return issue(
+        conn, rt, message, ReceiptStatus.REJECTED, errors, notice=notice, answered_by=answered_by
+    )

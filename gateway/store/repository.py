@@ -17,6 +17,7 @@ import orjson
 from sqlalchemy import Connection, and_, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from gateway.domain.receipt import Receipt
 from gateway.domain.status import IN_FLIGHT, MessageStatus, Stage, check_transition
 from gateway.store.tables import handled, inbox, message_events, messages, outbox, receipts
 
@@ -334,17 +335,21 @@ def inbox_depths(conn: Connection) -> dict[str, int]:
 # --------------------------------------------------------------------------- receipts
 
 
-def save_receipt(conn: Connection, message_id: str, status: str, body: dict[str, Any]) -> bool:
+def save_receipt(conn: Connection, message_id: str, receipt: Receipt) -> bool:
+    """Keep the receipt whole (the model): JSON and AppRec XML are both rendered from it."""
     result = conn.execute(
         _insert_ignore(conn, receipts).values(
-            message_id=message_id, status=status, body=orjson.dumps(body).decode(), created_at=now()
+            message_id=message_id,
+            status=receipt.status.value,
+            body=receipt.model_dump_json(),
+            created_at=now(),
         )
     )
     return bool(result.rowcount == 1)
 
 
-def get_receipt(conn: Connection, message_id: str) -> dict[str, Any] | None:
+def get_receipt(conn: Connection, message_id: str) -> Receipt | None:
     body = (
         conn.execute(select(receipts.c.body).where(receipts.c.message_id == message_id))
     ).scalar_one_or_none()
-    return orjson.loads(body) if body else None
+    return Receipt.model_validate_json(body) if body else None

@@ -17,6 +17,7 @@ from mappings.plo import namespaces as ns
 _D = f"{{{ns.DIALOG_1_1}}}"
 _F = f"{{{ns.FK1}}}"
 _H = f"{{{ns.XHTML}}}"
+_NSMAP = {None: ns.DIALOG_1_1, "fk1": ns.FK1}
 
 TOPIC = ("6", "Henvendelse om pasient")
 COORDINATOR_ROLE = ("8", "Koordinator individuell plan")
@@ -33,7 +34,7 @@ _GIVER_TEXT = {
 
 
 def _d(tag: str, text: str | None = None, **attrs: str) -> etree._Element:
-    element = etree.Element(_D + tag, attrib=attrs)
+    element = etree.Element(_D + tag, attrib=attrs, nsmap=_NSMAP)
     if text is not None:
         element.text = text
     return element
@@ -46,7 +47,7 @@ def topic_line(notice: NeedNotice) -> str:
 
 def readable_text(notice: NeedNotice) -> etree._Element:
     """The notice as XHTML paragraphs, in Norwegian, as a case worker reads it."""
-    div = etree.Element(_H + "div")
+    div = etree.Element(_H + "div", nsmap={None: ns.XHTML})
 
     def line(label: str, value: str) -> None:
         p = etree.SubElement(div, _H + "p")
@@ -76,7 +77,7 @@ def readable_text(notice: NeedNotice) -> etree._Element:
 
 def dialog_notice(notice: NeedNotice) -> etree._Element:
     """Dialogmelding 1.1 with one Notat for the notice."""
-    notat = etree.Element(_D + "Notat")
+    notat = _d("Notat")
     notat.append(_d("TemaKodet", V=TOPIC[0], S=ns.NOTAT_TOPIC, DN=TOPIC[1]))
     notat.append(_d("Tema", topic_line(notice)))
     content = _d("TekstNotatInnhold")
@@ -85,7 +86,7 @@ def dialog_notice(notice: NeedNotice) -> etree._Element:
     notat.append(_d("DatoNotat", notice.sent_at.date().isoformat()))
     if notice.sender.contact:
         notat.append(_coordinator(notice))
-    root = etree.Element(_D + "Dialogmelding", nsmap={None: ns.DIALOG_1_1, "fk1": ns.FK1})
+    root = _d("Dialogmelding")
     root.append(notat)
     return root
 
@@ -106,7 +107,8 @@ def _coordinator(notice: NeedNotice) -> etree._Element:
         person.append(_d("FamilyName", family))
     if contact.phone:
         telecom = _d("TeleCom")
-        etree.SubElement(telecom, _F + "TeleAddress", V=f"tel:{_tel(contact.phone)}")
+        address = etree.SubElement(telecom, _F + "TeleAddress", nsmap={"fk1": ns.FK1})
+        address.set("V", f"tel:{_tel(contact.phone)}")
         person.append(telecom)
     roles.append(person)
     return roles

@@ -51,7 +51,7 @@ T = TypeVar("T")
 def _e(
     tag: str, *children: etree._Element | None, text: str | None = None, **attrs: str
 ) -> etree._Element:
-    element = etree.Element(_P + tag, attrib=attrs)
+    element = etree.Element(_P + tag, attrib=attrs, nsmap={None: ns.IP})
     if text is not None:
         element.text = text
     element.extend(c for c in children if c is not None)

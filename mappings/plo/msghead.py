@@ -30,6 +30,8 @@ from mappings.plo.xmlsafe import text_of
 
 NORWAY = ZoneInfo("Europe/Oslo")
 _M = f"{{{ns.MSGHEAD}}}"
+#: MsgHead is written in the default namespace, as KITH's examples and real systems do
+_NSMAP = {None: ns.MSGHEAD}
 #: code list 8116 values we read as a person id of the patient
 _PERSON_ID_TYPES = {kind.value: kind for kind in PersonIdKind}
 _ORG_ID_TEXT = {"HER": "HER-id", "ENH": "Organisasjonsnummer i Enhetsregisteret"}
@@ -83,7 +85,7 @@ class Document:
 
 
 def _m(tag: str, *children: etree._Element | None, text: str | None = None) -> etree._Element:
-    element = etree.Element(_M + tag)
+    element = etree.Element(_M + tag, nsmap=_NSMAP)
     if text is not None:
         element.text = text
     element.extend(c for c in children if c is not None)
@@ -91,7 +93,7 @@ def _m(tag: str, *children: etree._Element | None, text: str | None = None) -> e
 
 
 def _code(tag: str, v: str, dn: str | None = None, s: str | None = None) -> etree._Element:
-    element = etree.Element(_M + tag, V=v)
+    element = etree.Element(_M + tag, V=v, nsmap=_NSMAP)
     if dn:
         element.set("DN", dn)
     if s:
@@ -185,7 +187,9 @@ def build_msghead(envelope: Envelope, documents: Sequence[Document]) -> etree._E
 
 
 def _code_ts(tag: str, value: dt.datetime | None) -> etree._Element | None:
-    return None if value is None else etree.Element(_M + tag, V=xml_datetime(value))
+    if value is None:
+        return None
+    return etree.Element(_M + tag, V=xml_datetime(value), nsmap=_NSMAP)
 
 
 def _conversation(ref: ConversationRef | None) -> etree._Element | None:

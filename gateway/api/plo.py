@@ -1,0 +1,72 @@
+"""KITH XML endpoint: a MsgHead (need-for-IP notice as Dialogmelding 1.1 + BehovForIP)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+
+from gateway.api.deps import BodyTooLarge, caller, read_body, runtime
+from gateway.domain.receipt import Receipt, ReceiptError
+from gateway.pipeline.ingest import IngestRefused, accept_plo, store_refused
+from gateway.pipeline.receipts import XML_TYPES
+from mappings.plo.apprec import receipt_to_apprec
+
+router = APIRouter(tags=["KITH XML"])
+
+APPREC_XML = "application/xml"
+
+
+@router.post(
+    "/plo",
+    status_code=202,
+    summary="Send a MsgHead v1.2 document (need-for-IP notice)",
+    response_class=Response,
+    responses={
+        202: {"description": "Stored and queued; X-Message-Id is the gateway message id"},
+        400: {
+            "description": "Refused (kept as REJECTED): a rejecting AppRec 1.1 with the 8221 code",
+            "content": {APPREC_XML: {}},
+        },
+        413: {"description": "Body too large (AppRec T99)", "content": {APPREC_XML: {}}},
+        415: {"description": "Not XML (AppRec T10)", "content": {APPREC_XML: {}}},
+    },
+)
+async def post_plo(request: Request) -> Response:
+    """The MsgHead is parsed (no DTDs, no entities, no network), checked against the official
+    KITH XSDs and read at once; a refusal answers with the rejecting AppRec right away. What
+    is accepted is answered later with the KE's AppRec at ``GET /receipts/{id}`` (send
+    ``Accept: application/xml``). A re-sent message (same sender and MsgId) is not processed
+    twice: the answer names the first message's id.
+    """
+    rt = runtime(request)
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    who = caller(request)
+    try:
+        body = await read_body(request, rt.settings.max_body_bytes)
+    except BodyTooLarge as e:
+        detail = f"body exceeds {rt.settings.max_body_bytes} bytes"
+        error = ReceiptError(code="T99", detail=detail)
+        return _apprec(413, await store_refused(rt, e.head, content_type, who, (error,)))
+    if content_type not in XML_TYPES:
+        error = ReceiptError(code="T10", detail=f"content type must be {' or '.join(sorted(XML_TYPES))}")
+        return _apprec(415, await store_refused(rt, body, content_type, who, (error,)))
+    try:
+        accepted = await accept_plo(rt, body, content_type, who)
+    except IngestRefused as e:
+        return _apprec(400, e.receipt)
+    headers = _headers(accepted.message_id)
+    if accepted.duplicate:
+        headers["X-Duplicate-Of"] = accepted.message_id
+    return Response(status_code=202, headers=headers)
+
+
+def _headers(message_id: str) -> dict[str, str]:
+    return {"Location": f"/receipts/{message_id}", "X-Message-Id": message_id}
+
+
+def _apprec(status: int, receipt: Receipt) -> Response:
+    return Response(
+        receipt_to_apprec(receipt),
+        status_code=status,
+        media_type=APPREC_XML,
+        headers=_headers(str(receipt.gateway_message_id)),
+    )
