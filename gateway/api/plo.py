@@ -47,7 +47,9 @@ async def post_plo(request: Request) -> Response:
         error = ReceiptError(code="T99", detail=detail)
         return _apprec(413, await store_refused(rt, e.head, content_type, who, (error,)))
     if content_type not in XML_TYPES:
-        error = ReceiptError(code="T10", detail=f"content type must be {' or '.join(sorted(XML_TYPES))}")
+        error = ReceiptError(
+            code="T10", detail=f"content type must be {' or '.join(sorted(XML_TYPES))}"
+        )
         return _apprec(415, await store_refused(rt, body, content_type, who, (error,)))
     try:
         accepted = await accept_plo(rt, body, content_type, who)
