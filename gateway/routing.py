@@ -1,20 +1,53 @@
-"""Routing: which koordinerende enhet receives a message."""
+"""Routing: which koordinerende enhet receives a message.
+
+The notice names the person's bostedskommune by number, as the hospital recorded it; hospital
+systems lag behind the reforms, so an old number is first mapped through the kommune register
+to today's kommune. A number that a split made ambiguous is not guessed: the message waits for
+an operator, with the candidates named.
+"""
 
 from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
 
 from gateway.directory import Directory
 from gateway.domain.model import CoordinatingUnit, NeedNotice
 from gateway.domain.receipt import Refused
+from mappings.codes.kommune_register import KommuneRegister, ResolutionStatus
 
 
-def route(notice: NeedNotice, directory: Directory) -> CoordinatingUnit:
-    """The KE of the patient's bostedskommune as the notice gives it."""
+@dataclass(frozen=True)
+class Routed:
+    unit: CoordinatingUnit
+    #: how an old kommunenummer was mapped, for the timeline; None when it was current
+    mapped: str | None = None
+
+
+@dataclass(frozen=True)
+class HeldForOperator:
+    """Only a person can choose the recipient; ``reason`` names the candidates."""
+
+    reason: str
+
+
+def route(
+    notice: NeedNotice, directory: Directory, register: KommuneRegister, on: dt.date
+) -> Routed | HeldForOperator:
+    """The KE of the patient's bostedskommune as it is on ``on`` (the day of routing)."""
     kommune_nr = notice.patient.kommune_nr
     if kommune_nr is None:
         raise Refused.one(
             "E36", "the patient's kommune is missing (Patient.address.district municipality code)"
         )
-    unit = directory.unit_for(kommune_nr)
+    resolution = register.resolve(kommune_nr, on)
+    if resolution.status is ResolutionStatus.AMBIGUOUS:
+        return HeldForOperator(resolution.reason)
+    kommune = resolution.kommune
+    if kommune is None:
+        raise Refused.one("E21", f"{kommune_nr} is not a kommunenummer")
+    unit = directory.unit_for(kommune.nr)
     if unit is None:
-        raise Refused.one("E21", f"no koordinerende enhet is registered for kommune {kommune_nr}")
-    return unit
+        raise Refused.one("E21", f"no koordinerende enhet is registered for kommune {kommune.nr}")
+    mapped = resolution.reason if resolution.status is ResolutionStatus.REPLACED else None
+    return Routed(unit, mapped)

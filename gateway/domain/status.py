@@ -13,6 +13,8 @@ class MessageStatus(StrEnum):
     RECEIVED = "RECEIVED"
     VALIDATED = "VALIDATED"
     HELD_CONSENT = "HELD_CONSENT"
+    #: the recipient needs an operator's choice (an old kommunenummer a split made ambiguous)
+    HELD_ROUTING = "HELD_ROUTING"
     ROUTED = "ROUTED"
     RETRYING = "RETRYING"
     DELIVERED = "DELIVERED"
@@ -39,9 +41,11 @@ S = MessageStatus
 
 TRANSITIONS: dict[MessageStatus, frozenset[MessageStatus]] = {
     S.RECEIVED: frozenset({S.VALIDATED, S.REJECTED}),
-    S.VALIDATED: frozenset({S.ROUTED, S.HELD_CONSENT, S.REJECTED}),
+    S.VALIDATED: frozenset({S.ROUTED, S.HELD_CONSENT, S.HELD_ROUTING, S.REJECTED}),
     # Released when consent arrives (then routed), rejected when the hold period ends.
-    S.HELD_CONSENT: frozenset({S.ROUTED, S.REJECTED}),
+    S.HELD_CONSENT: frozenset({S.ROUTED, S.HELD_ROUTING, S.REJECTED}),
+    # The operator names the kommune (then routed) or gives the message up (rejected).
+    S.HELD_ROUTING: frozenset({S.ROUTED, S.REJECTED}),
     S.ROUTED: frozenset({S.DELIVERED, S.RETRYING, S.DEAD, S.REJECTED}),
     S.RETRYING: frozenset({S.DELIVERED, S.DEAD, S.REJECTED}),
     # A rejecting AppRec from the recipient ends in REJECTED; no acknowledgement in time is

@@ -20,10 +20,11 @@ from gateway.domain.model import NeedNotice
 from gateway.domain.receipt import Refused
 from gateway.domain.status import MessageStatus, Stage
 from gateway.pipeline import receipts
-from gateway.routing import route
+from gateway.routing import HeldForOperator, route
 from gateway.runtime import Runtime
 from gateway.store import repository as repo
 from gateway.transport import Command, Handler, command_record
+from mappings.codes.kommune_register import kommune_register
 from mappings.fhir.notice import bundle_to_notice
 from mappings.plo.notice import msghead_to_notice
 from mappings.plo.xmlsafe import parse_xml
@@ -148,10 +149,24 @@ def _record(
         return
     repo.add_event(conn, message.id, Stage.CONSENT, None, decision.reason, ACTOR)
     try:
-        unit = route(notice, rt.directory)
+        routing = route(notice, rt.directory, kommune_register(), repo.now().date())
     except Refused as r:
         receipts.reject(conn, rt, message, Stage.ROUTE, r.errors, notice=notice)
         return
+    if isinstance(routing, HeldForOperator):
+        repo.set_status(
+            conn,
+            message,
+            MessageStatus.HELD_ROUTING,
+            Stage.ROUTE,
+            routing.reason,
+            ACTOR,
+            reason=routing.reason,
+        )
+        return
+    unit = routing.unit
+    if routing.mapped:
+        repo.add_event(conn, message.id, Stage.ROUTE, None, routing.mapped, ACTOR)
     message = repo.set_status(
         conn,
         message,

@@ -203,3 +203,22 @@ async def test_hostile_nesting_is_refused_at_the_door(client: httpx.AsyncClient)
     assert r.status_code == 400
     assert "nested deeper" in r.json()["issue"][0]["diagnostics"]
     assert (await client.get(f"/messages/{r.json()['id']}")).json()["status"] == "REJECTED"
+
+
+async def test_old_kommunenummer_is_mapped_and_a_split_one_waits_for_an_operator(
+    client: httpx.AsyncClient,
+) -> None:
+    rng = random.Random(21)
+    old = make_notice(rng, "1502")  # Molde before 2020
+    r = await post(client, orjson.dumps(notice_to_bundle(old)))
+    view = await wait_status(client, r.json()["id"], {"DELIVERED"})
+    assert view["recipient_kommune"] == "1506"
+    assert any("1502" in (e["detail"] or "") for e in view["events"])
+
+    split = make_notice(rng, "1507")  # Ålesund 2020-2023, split in 2024
+    r = await post(client, orjson.dumps(notice_to_bundle(split)))
+    view = await wait_status(client, r.json()["id"], {"HELD_ROUTING"})
+    assert "1508" in view["reason"]
+    assert "1580" in view["reason"]
+    for kommune in ("1508", "1580"):
+        assert (await client.get(f"/ke/{kommune}/inbox")).json()["items"] == []

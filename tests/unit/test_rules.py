@@ -27,7 +27,8 @@ from gateway.domain.model import (
     PersonName,
 )
 from gateway.domain.receipt import Receipt, ReceiptError, ReceiptStatus, Refused
-from gateway.routing import route
+from gateway.routing import HeldForOperator, Routed, route
+from mappings.codes.kommune_register import kommune_register
 from tests.standards import standards_dir
 
 STANDARDS = standards_dir()
@@ -124,29 +125,68 @@ def small_directory() -> Directory:
     return Directory({"1506": DirectoryEntry(unit)})
 
 
+REGISTER = kommune_register()
+TODAY = dt.date(2026, 11, 23)
+
+
+def routed(n: NeedNotice, directory: Directory) -> CoordinatingUnit:
+    decision = route(n, directory, REGISTER, TODAY)
+    assert isinstance(decision, Routed), decision
+    return decision.unit
+
+
 def test_routes_to_the_ke_of_the_patients_kommune(directory: Directory) -> None:
-    unit = route(notice(1, "1506"), directory)
+    unit = routed(notice(1, "1506"), directory)
     assert unit.kommune_nr == "1506"
     assert unit.kommune_name == "Molde"
 
 
 @pytest.mark.parametrize(("nr", "name"), [("1508", "Ålesund"), ("5001", "Trondheim")])
 def test_route_follows_the_kommune_not_the_sender(directory: Directory, nr: str, name: str) -> None:
-    assert route(notice(2, "1506"), directory).kommune_nr == "1506"
+    assert routed(notice(2, "1506"), directory).kommune_nr == "1506"
     moved = with_patient(notice(2, "1506"), kommune_nr=nr)
-    assert route(moved, directory).kommune_name == name
+    assert routed(moved, directory).kommune_name == name
 
 
 def test_route_uses_the_given_directory() -> None:
-    unit = route(notice(5, "1506"), small_directory())
+    unit = routed(notice(5, "1506"), small_directory())
     assert unit.her_id == 81234567
 
 
-@pytest.mark.parametrize("kommune_nr", ["0301", "1507", "9999", "1508"])
+@pytest.mark.parametrize(
+    ("old", "today", "name"),
+    [
+        ("1502", "1506", "Molde"),  # Molde before the 2020 merger
+        ("1601", "5001", "Trondheim"),  # Sør-Trøndelag numbering before 2018
+        ("1534", "1580", "Haram"),  # Haram before 2020, re-established 2024
+        ("1504", "1508", "Ålesund"),  # Ålesund before 2020: the part that stayed Ålesund
+    ],
+)
+def test_an_old_kommunenummer_reaches_todays_ke(
+    directory: Directory, old: str, today: str, name: str
+) -> None:
+    decision = route(with_patient(notice(3), kommune_nr=old), directory, REGISTER, TODAY)
+    assert isinstance(decision, Routed)
+    assert (decision.unit.kommune_nr, decision.unit.kommune_name) == (today, name)
+    assert decision.mapped is not None
+    assert old in decision.mapped
+    assert today in decision.mapped
+
+
+def test_a_number_a_split_made_ambiguous_waits_for_an_operator(directory: Directory) -> None:
+    n = with_patient(notice(4), kommune_nr="1507", name=ODD_NAME)  # Ålesund 2020-2023
+    decision = route(n, directory, REGISTER, TODAY)
+    assert isinstance(decision, HeldForOperator)
+    assert "1508" in decision.reason
+    assert "1580" in decision.reason
+    assert_names_no_person(n, decision.reason)
+
+
+@pytest.mark.parametrize("kommune_nr", ["0301", "9999", "1508"])
 def test_unknown_kommune_is_refused_with_e21(kommune_nr: str) -> None:
     n = with_patient(notice(6), kommune_nr=kommune_nr, name=ODD_NAME)
     with pytest.raises(Refused) as info:
-        route(n, small_directory())
+        route(n, small_directory(), REGISTER, TODAY)
     assert [e.code for e in info.value.errors] == ["E21"]
     assert "E21" in str(info.value)
     assert kommune_nr in str(info.value)  # a kommune is no person: the sender needs it
@@ -155,14 +195,14 @@ def test_unknown_kommune_is_refused_with_e21(kommune_nr: str) -> None:
 
 def test_kommune_missing_from_default_directory_is_refused_with_e21(directory: Directory) -> None:
     with pytest.raises(Refused) as info:
-        route(notice(8, "0301"), directory)  # Oslo: not served by this gateway
+        route(notice(8, "0301"), directory, REGISTER, TODAY)  # Oslo: not served by this gateway
     assert info.value.errors[0].code == "E21"
 
 
 def test_missing_kommune_is_refused_with_e36(directory: Directory) -> None:
     n = with_patient(notice(9), kommune_nr=None, name=ODD_NAME)
     with pytest.raises(Refused) as info:
-        route(n, directory)
+        route(n, directory, REGISTER, TODAY)
     assert [e.code for e in info.value.errors] == ["E36"]
     assert info.value.errors[0].detail
     assert_names_no_person(n, str(info.value))
@@ -275,7 +315,7 @@ def test_rejected_receipt_has_status_2_and_a_coded_error() -> None:
 
 def test_refused_becomes_the_receipt_errors(directory: Directory) -> None:
     with pytest.raises(Refused) as info:
-        route(with_patient(notice(11), kommune_nr=None), directory)
+        route(with_patient(notice(11), kommune_nr=None), directory, REGISTER, TODAY)
     body = receipt(ReceiptStatus.REJECTED, *info.value.errors).to_json()
     assert body["status"]["V"] == "2"
     assert [(e["S"], e["V"]) for e in body["error"]] == [(ERROR_OID, "E36")]
