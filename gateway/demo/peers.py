@@ -6,17 +6,45 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import uuid
 from collections import Counter
 
 import httpx
 import orjson
 
 from gateway.demo.samples import make_notice
+from gateway.domain.model import Organisation
 from mappings.fhir.notice import notice_to_bundle
+from mappings.plo.msghead import Party, to_bytes
+from mappings.plo.notice import notice_to_msghead
 
 log = logging.getLogger(__name__)
 
 FHIR_JSON = {"content-type": "application/fhir+json"}
+XML = {"content-type": "application/xml"}
+#: the share of notices the simulated hospital sends as KITH XML (MsgHead) instead of FHIR
+XML_SHARE = 0.3
+#: how the simulated hospital addresses the gateway in MsgHead/Receiver
+GATEWAY = Party(Organisation(name="ip-gateway", her_id=99999999))
+
+
+def notice_xml_body(rng: random.Random, kommune_nr: str, *, flaw: str | None = None) -> bytes:
+    """The same kind of notice as a hospital EPJ sends it on the health network: MsgHead v1.2
+    with Dialogmelding 1.1 and BehovForIP (``flaw`` as for :func:`notice_body`)."""
+    notice = make_notice(
+        rng, "0301" if flaw == "unknown-kommune" else kommune_nr, with_consent=flaw != "no-consent"
+    )
+    if flaw == "bad-person-id":
+        value = notice.patient.person_id
+        wrong = value[:-1] + str((int(value[-1]) + 1) % 10)
+        # the model would refuse the wrong number, so the flaw goes into the XML itself
+        body = to_bytes(notice_to_msghead(notice, msg_id=_guid(rng), receiver=GATEWAY))
+        return body.replace(f"<Id>{value}</Id>".encode(), f"<Id>{wrong}</Id>".encode())
+    return to_bytes(notice_to_msghead(notice, msg_id=_guid(rng), receiver=GATEWAY))
+
+
+def _guid(rng: random.Random) -> str:
+    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
 
 
 def notice_body(rng: random.Random, kommune_nr: str, *, flaw: str | None = None) -> bytes:
@@ -63,10 +91,17 @@ async def hospital(
                     if roll < 0.09
                     else None
                 )
-            body = notice_body(rng, rng.choice(kommuner), flaw=flaw)
+            kommune_nr = rng.choice(kommuner)
+            as_xml = rng.random() < XML_SHARE
             try:
-                r = await client.post("/fhir/$process-message", content=body, headers=FHIR_JSON)
-                sent["accepted" if r.status_code == 202 else f"refused {r.status_code}"] += 1
+                if as_xml:
+                    body = notice_xml_body(rng, kommune_nr, flaw=flaw)
+                    r = await client.post("/plo", content=body, headers=XML)
+                else:
+                    body = notice_body(rng, kommune_nr, flaw=flaw)
+                    r = await client.post("/fhir/$process-message", content=body, headers=FHIR_JSON)
+                outcome = "accepted" if r.status_code == 202 else f"refused {r.status_code}"
+                sent[f"{'XML' if as_xml else 'FHIR'} {outcome}"] += 1
             except httpx.HTTPError as e:
                 sent[f"error {type(e).__name__}"] += 1
             await asyncio.sleep(1 / rate)
