@@ -75,7 +75,7 @@ def first_valid(nine_digit_candidates: Iterator[str], k1_remainder: int = 0) -> 
 @st.composite
 def person_ids(
     draw: st.DrawFn,
-    kinds: tuple[PersonIdKind, ...] = tuple(PersonIdKind),
+    kinds: tuple[PersonIdKind, ...] = (PersonIdKind.FNR, PersonIdKind.DNR, PersonIdKind.FHN),
     synthetic: bool | None = None,
 ) -> tuple[str, PersonIdKind]:
     """A valid (number, kind). ``synthetic`` None: either; FHN numbers are never synthetic."""
@@ -150,7 +150,34 @@ def distinctive_name() -> st.SearchStrategy[str]:
 # --------------------------------------------------------------------------- the model
 
 HER_IDS = st.integers(1, 10**9 - 1)
-ORGNRS = st.text("0123456789", min_size=9, max_size=9)
+#: Brønnøysundregistrene: the first eight digits weighted 3, 2, 7, 6, 5, 4, 3, 2 (modulus 11)
+ORGNR_WEIGHTS = (3, 2, 7, 6, 5, 4, 3, 2)
+
+
+def with_orgnr_check_digit(first_eight: str) -> str | None:
+    """The organisasjonsnummer for ``first_eight``, or None when no check digit exists.
+
+    check = 11 - (weighted sum mod 11); remainder 0 gives check digit 0, remainder 1 would
+    give 10, which is no digit: no organisation number is issued with those eight digits.
+    """
+    assert len(first_eight) == 8
+    remainder = sum(w * int(c) for w, c in zip(ORGNR_WEIGHTS, first_eight, strict=True)) % 11
+    if remainder == 1:
+        return None
+    check = 0 if remainder == 0 else 11 - remainder
+    return f"{first_eight}{check}"
+
+
+#: any valid organisasjonsnummer (about 1 prefix in 11 has none and is skipped)
+VALID_ORGNRS = (
+    st.text("0123456789", min_size=8, max_size=8)
+    .map(with_orgnr_check_digit)
+    .filter(lambda orgnr: orgnr is not None)
+    .map(lambda orgnr: str(orgnr))
+)
+
+#: organisation numbers as the model takes them: valid ones only
+ORGNRS = VALID_ORGNRS
 KOMMUNE_NRS = st.builds(
     lambda county, rest: f"{county:02d}{rest:02d}", st.integers(1, 99), st.integers(0, 99)
 )
@@ -349,3 +376,6 @@ def mutated(draw: st.DrawFn, document: dict[str, Any], max_mutations: int = 3) -
         else:
             parent[key] = draw(json_values().filter(other_kind))
     return doc
+
+
+# --------------------------------------------------------------------------- organisasjonsnumre

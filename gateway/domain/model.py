@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
-from gateway.domain.identifiers import PersonIdKind, parse_her_id, parse_kommune_nr
+from gateway.domain.identifiers import PersonIdKind, parse_her_id, parse_kommune_nr, parse_orgnr
 
 
 class Model(BaseModel):
@@ -102,9 +102,23 @@ class PersonName(Model):
     family: NonBlank
 
 
+def _national(kind: PersonIdKind) -> PersonIdKind:
+    if kind is PersonIdKind.HNR:
+        raise ValueError(LOCAL_ID_REASON)
+    return kind
+
+
+#: why an H-nummer cannot name the person in a message between services
+LOCAL_ID_REASON = (
+    "an H-nummer is local to the institution that issued it: send the fødselsnummer, "
+    "D-nummer or felles hjelpenummer"
+)
+
+
 class Patient(Model):
     person_id: Annotated[str, Field(pattern=r"^[0-9]{11}$")]
-    id_kind: PersonIdKind
+    #: a national id only: the kommune must find the person in its own records
+    id_kind: Annotated[PersonIdKind, AfterValidator(_national)]
     name: PersonName
     #: bostedskommune as the sender knows it (Address.district in FHIR)
     kommune_nr: KommuneNr | None = None
@@ -113,7 +127,8 @@ class Patient(Model):
 class Organisation(Model):
     name: NonBlank
     her_id: HerId | None = None
-    orgnr: Annotated[str, Field(pattern=r"^[0-9]{9}$")] | None = None
+    #: organisasjonsnummer, with its mod-11 check digit
+    orgnr: Annotated[str, AfterValidator(parse_orgnr)] | None = None
 
 
 class Contact(Model):

@@ -147,8 +147,9 @@ class Plan(Model):
 
     #: the plan's own id, the same in every version and on every platform it moves to
     plan_id: MessageRef
-    #: 1 for the first version; the gateway refuses an older version over a newer one
-    version: Annotated[int, Field(ge=1)]
+    #: 1 for the first version; the gateway refuses an older version over a newer one (at
+    #: most 2**31 - 1: FHIR positiveInt, and so the XML, stop there)
+    version: Annotated[int, Field(ge=1, le=2**31 - 1)]
     #: this version's own id (a GUID where the platform has one)
     version_id: MessageRef
     #: the previous version's ``version_id`` (None for version 1)

@@ -38,6 +38,45 @@ CONSENT_PURPOSE_SYSTEM = f"{OWN}/CodeSystem/consent-purpose"
 URGENT_EXTENSION = f"{OWN}/StructureDefinition/urgent"
 NEXT_OF_KIN_INVOLVED_EXTENSION = f"{OWN}/StructureDefinition/next-of-kin-involved"
 
+# --- individual plan (mappings/fhir/plan.py; mappings/README.md has the § 19 table)
+#: code list 9034, health personnel's role to the patient: ``8`` Koordinator individuell plan
+ROLE_9034_SYSTEM = f"{OID}.1.9034"
+ROLE_9034_COORDINATOR = "8"
+#: the plan's own id, the same on every platform the plan moves to
+PLAN_ID_SYSTEM = f"{OWN}/NamingSystem/plan-id"
+#: keys local to one plan (participants, goals): what cross-references inside the plan use
+PLAN_KEY_SYSTEM = f"{OWN}/NamingSystem/plan-key"
+#: who a CareTeam participant is in the plan: the ParticipantKind codes + cooperating-agency
+PLAN_PARTICIPANT_SYSTEM = f"{OWN}/CodeSystem/plan-participant"
+#: koordinator / barnekoordinator (hol. § 7-2 a), beside 9034 code 8
+COORDINATOR_KIND_SYSTEM = f"{OWN}/CodeSystem/coordinator-kind"
+PARTICIPATION_TYPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
+
+_SD = f"{OWN}/StructureDefinition"
+#: MessageHeader: the kommune the person moved to (valueCoding, kommunenummer)
+NEW_KOMMUNE_EXTENSION = f"{_SD}/new-kommune"
+#: CarePlan: the plan's version number (valuePositiveInt), version id and previous (valueId)
+PLAN_VERSION_EXTENSION = f"{_SD}/plan-version"
+PLAN_VERSION_ID_EXTENSION = f"{_SD}/plan-version-id"
+PLAN_PREVIOUS_VERSION_ID_EXTENSION = f"{_SD}/plan-previous-version-id"
+#: CarePlan: why a completed plan was closed (valueString)
+PLAN_CLOSED_REASON_EXTENSION = f"{_SD}/plan-closed-reason"
+#: CarePlan, repeating: § 19 a needs and resources (valueString), § 19 g evaluations (valueDate)
+PLAN_NEED_EXTENSION = f"{_SD}/plan-need"
+PLAN_RESOURCE_EXTENSION = f"{_SD}/plan-resource"
+PLAN_EVALUATION_EXTENSION = f"{_SD}/plan-evaluation"
+#: CareTeam.participant: § 19 d contribution (valueString); the organisation of a participant
+#: who is not a Practitioner (valueReference; onBehalfOf is for Practitioners only, ctm-1)
+PARTICIPANT_CONTRIBUTION_EXTENSION = f"{_SD}/participant-contribution"
+PARTICIPANT_ORGANIZATION_EXTENSION = f"{_SD}/participant-organization"
+#: CareTeam.participant of a cooperating agency: § 19 i what the cooperation is about
+COOPERATION_DESCRIPTION_EXTENSION = f"{_SD}/cooperation-description"
+#: CarePlan.activity.detail: the measure's key (valueId), § 19 f how it is carried out
+#: (valueString), its period (valuePeriod: scheduled[x] already holds the scope as a string)
+MEASURE_KEY_EXTENSION = f"{_SD}/measure-key"
+MEASURE_HOW_EXTENSION = f"{_SD}/measure-how"
+MEASURE_PERIOD_EXTENSION = f"{_SD}/measure-period"
+
 ROLE_CODE_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
 CONSENT_SCOPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/consentscope"
 ACT_CODE_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ActCode"

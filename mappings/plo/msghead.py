@@ -23,7 +23,7 @@ from lxml import etree
 from pydantic import ValidationError
 
 from gateway.domain.identifiers import InvalidIdentifier, PersonIdKind, parse_person_id
-from gateway.domain.model import Organisation, Patient, PersonName
+from gateway.domain.model import LOCAL_ID_REASON, Organisation, Patient, PersonName
 from gateway.domain.receipt import ReceiptError, Refused
 from mappings.plo import namespaces as ns
 from mappings.plo.xmlsafe import text_of
@@ -356,6 +356,8 @@ def read_patient(
         pid = parse_person_id(raw, allow_synthetic=allow_synthetic_ids)
     except InvalidIdentifier as e:
         raise Refused.one(e.code, e.reason) from None
+    if pid.kind is PersonIdKind.HNR:
+        raise Refused.one("E31", LOCAL_ID_REASON)
     declared = _PERSON_ID_TYPES[code_value(ident_el.find(_M + "TypeId")) or ""]
     if declared is not pid.kind:
         errors.append(

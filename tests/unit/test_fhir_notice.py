@@ -433,6 +433,15 @@ REFUSALS: list[Any] = [
         id="unknown-resource-type",
     ),
     pytest.param(lambda b: trust(b).pop("identifier"), "E20", id="trust-without-her-id-or-orgnr"),
+    pytest.param(
+        lambda b: [
+            i.update(value="997005563")
+            for i in trust(b)["identifier"]
+            if i["system"] == ORGNR_SYSTEM
+        ],
+        "E20",
+        id="trust-orgnr-wrong-check-digit",
+    ),
 ]
 
 

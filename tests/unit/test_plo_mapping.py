@@ -32,7 +32,7 @@ DIA = "http://www.kith.no/xmlstds/dialog/2013-01-23"
 IP = "https://ipgw.example/xmlstds/ip-melding/2026-11-23"
 NSMAP = {"mh": MH, "dia": DIA, "ip": IP, "fk1": "http://www.kith.no/xmlstds/felleskomponent1"}
 RECEIVER = Party(
-    Organisation(name="Molde kommune", orgnr="864979062"),
+    Organisation(name="Molde kommune", orgnr="964979065"),
     Organisation(name="Koordinerende enhet", her_id=99001506),
 )
 PROPERTY = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
