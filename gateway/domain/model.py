@@ -7,6 +7,7 @@ They are frozen so a stage cannot change what an earlier stage checked.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from enum import StrEnum
 from typing import Annotated, Literal
 
@@ -35,11 +36,9 @@ def _text(value: str) -> str:
     value = value.strip()
     if not value:
         raise ValueError("must hold some text")
-    for char in value:
-        if char in _FHIR_WHITESPACE:
-            continue
-        if char.isspace() or char in _NOT_XML or ord(char) < 32:
-            raise ValueError(f"holds a character FHIR or XML cannot carry (U+{ord(char):04X})")
+    bad = _NOT_CARRIED.search(value)
+    if bad:
+        raise ValueError(f"holds a character FHIR or XML cannot carry (U+{ord(bad[0]):04X})")
     return value
 
 
@@ -52,9 +51,9 @@ def _offset_fits_fhir(value: dt.datetime) -> dt.datetime:
     return value
 
 
-_FHIR_WHITESPACE = frozenset(" \t\r\n")
-#: U+FEFF is whitespace to FHIR's JSON Schema; U+FFFE and U+FFFF are not XML 1.0 characters
-_NOT_XML = frozenset("\ufeff\ufffe\uffff")
+#: whitespace but space, tab, CR and LF (``\\s`` is str.isspace), other C0 controls; U+FEFF
+#: is whitespace to FHIR's JSON Schema; U+FFFE and U+FFFF are not XML 1.0 characters
+_NOT_CARRIED = re.compile(r"[^\S \t\r\n]|[\x00-\x08\x0e-\x1f\ufeff\ufffe\uffff]")
 #: free text: names, the need, organisation names (see ``_text``)
 NonBlank = Annotated[str, AfterValidator(_text)]
 #: a FHIR ``code``: runs of non-whitespace separated by single spaces

@@ -585,3 +585,16 @@ def test_patient_identifier_of_a_mutated_bundle_never_raises(
     bundle = data.draw(mutated(notice_to_bundle(notice)), label="bundle")
     found = patient_identifier(bundle)
     assert found is None or isinstance(found, str)
+
+
+@pytest.mark.parametrize(
+    "text", ["Kari\u00a0Nordmann", "Ka\u2028ri", "Ka\ufeffri", "Kari\ufffe", "Ka\x01ri", "Ka\x0bri"]
+)
+def test_model_refuses_characters_fhir_or_xml_cannot_carry(text: str) -> None:
+    with pytest.raises(ValidationError):
+        PersonName(given=text, family="Nordmann")
+
+
+def test_model_keeps_tab_cr_lf_inside_and_drops_surrounding_whitespace() -> None:
+    name = PersonName(given="  Kari\tAnne\r\nMarie \n", family="Nordmann")
+    assert name.given == "Kari\tAnne\r\nMarie"
