@@ -10,8 +10,10 @@ import functools
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 from jsonschema import Draft6Validator
+from jsonschema.exceptions import best_match
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,3 +39,21 @@ def r4_schema_validator() -> Draft6Validator:
     assert schema["$schema"] == "http://json-schema.org/draft-06/schema#"
     Draft6Validator.check_schema(schema)
     return Draft6Validator(schema)
+
+
+def schema_problems(validator: Draft6Validator, bundle: dict[str, Any]) -> list[str]:
+    """[] when valid; else the best error per resource (a Bundle error is one huge oneOf)."""
+    if validator.is_valid(bundle):
+        return []
+    definitions = validator.schema["definitions"]
+    problems = []
+    for entry in bundle["entry"]:
+        res = entry["resource"]
+        one = Draft6Validator(
+            {"definitions": definitions, "$ref": f"#/definitions/{res['resourceType']}"}
+        )
+        error = best_match(one.iter_errors(res))
+        if error is not None:
+            path = "/".join(str(p) for p in error.absolute_path)
+            problems.append(f"{res['resourceType']}/{path}: {error.message[:300]}")
+    return problems or [best_match(validator.iter_errors(bundle)).message[:300]]

@@ -17,7 +17,6 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft6Validator
-from jsonschema.exceptions import best_match
 from pydantic import ValidationError
 
 from gateway.domain.identifiers import PersonIdKind
@@ -34,7 +33,7 @@ from gateway.domain.model import (
 )
 from gateway.domain.receipt import Refused
 from mappings.fhir.notice import bundle_to_notice, notice_to_bundle, patient_identifier
-from tests.standards import r4_schema_validator
+from tests.standards import r4_schema_validator, schema_problems
 from tests.strategies import (
     json_values,
     mutated,
@@ -258,24 +257,6 @@ def _references(value: Any) -> Iterable[str]:
 def r4_schema() -> Draft6Validator:
     """The official schema: ~0.1-0.25 s per notice Bundle."""
     return r4_schema_validator()
-
-
-def schema_problems(validator: Draft6Validator, bundle: Json) -> list[str]:
-    """[] when valid; else the best error per resource (a Bundle error is one huge oneOf)."""
-    if validator.is_valid(bundle):
-        return []
-    definitions = validator.schema["definitions"]
-    problems = []
-    for entry in bundle["entry"]:
-        res = entry["resource"]
-        one = Draft6Validator(
-            {"definitions": definitions, "$ref": f"#/definitions/{res['resourceType']}"}
-        )
-        error = best_match(one.iter_errors(res))
-        if error is not None:
-            path = "/".join(str(p) for p in error.absolute_path)
-            problems.append(f"{res['resourceType']}/{path}: {error.message[:300]}")
-    return problems or [best_match(validator.iter_errors(bundle)).message[:300]]
 
 
 def test_schema_rejects_a_broken_bundle(r4_schema: Draft6Validator) -> None:

@@ -18,7 +18,6 @@ from fhir.resources.R4B.bundle import Bundle
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft6Validator
-from jsonschema.exceptions import best_match
 from pydantic import ValidationError
 
 from gateway.domain.identifiers import PersonIdKind
@@ -49,7 +48,7 @@ from mappings.fhir.notice import bundle_to_notice
 from mappings.fhir.plan import bundle_to_transfer, transfer_to_bundle
 from mappings.fhir.r4json import r4_json_problems
 from tests.plan_strategies import plan_transfers
-from tests.standards import r4_schema_validator
+from tests.standards import r4_schema_validator, schema_problems
 from tests.strategies import mutated, patients
 
 Json = dict[str, Any]
@@ -527,24 +526,6 @@ def test_base_layout_by_hand() -> None:
 @pytest.fixture(scope="module")
 def r4_schema() -> Draft6Validator:
     return r4_schema_validator()
-
-
-def schema_problems(validator: Draft6Validator, bundle: Json) -> list[str]:
-    """[] when valid; else the best error per resource (a Bundle error is one huge oneOf)."""
-    if validator.is_valid(bundle):
-        return []
-    definitions = validator.schema["definitions"]
-    problems = []
-    for entry in bundle["entry"]:
-        res = entry["resource"]
-        one = Draft6Validator(
-            {"definitions": definitions, "$ref": f"#/definitions/{res['resourceType']}"}
-        )
-        error = best_match(one.iter_errors(res))
-        if error is not None:
-            path = "/".join(str(p) for p in error.absolute_path)
-            problems.append(f"{res['resourceType']}/{path}: {error.message[:300]}")
-    return problems or [best_match(validator.iter_errors(bundle)).message[:300]]
 
 
 def test_schema_rejects_a_broken_bundle(r4_schema: Draft6Validator) -> None:
