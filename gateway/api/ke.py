@@ -20,7 +20,7 @@ from gateway.runtime import Runtime
 from gateway.store import repository as repo
 from mappings.fhir.notice import notice_to_bundle
 from mappings.plo.msghead import Party, to_bytes
-from mappings.plo.notice import notice_to_msghead
+from mappings.plo.notice import HER_ENDPOINT, notice_to_msghead
 
 router = APIRouter(prefix="/ke/{kommunenr}", tags=["KE inbox"])
 
@@ -113,7 +113,10 @@ async def inbox_item(request: Request, kommunenr: KommuneParam, message_id: str)
         receiver = Party(Organisation(name=unit.name, her_id=unit.her_id))
         root = notice_to_msghead(notice, msg_id=message.id, receiver=receiver)
         return Response(to_bytes(root), media_type=XML)
-    return Response(orjson.dumps(notice_to_bundle(notice)), media_type=FHIR_JSON)
+    unit = rt.directory.unit_for(kommunenr)
+    assert unit is not None
+    bundle = notice_to_bundle(notice, destination=f"{HER_ENDPOINT}:{unit.her_id}")
+    return Response(orjson.dumps(bundle), media_type=FHIR_JSON)
 
 
 def _in_inbox(conn: Connection, kommune_nr: str, message_id: str) -> repo.MessageRow | None:

@@ -60,8 +60,12 @@ _NS = uuid.UUID("6f1d1a52-4f0e-4d55-9d7e-5c1b2f0a9e11")
 # --------------------------------------------------------------------------- writing
 
 
-def notice_to_bundle(notice: NeedNotice) -> Json:
-    """The FHIR message Bundle for a notice; ids derive from the sender's message id."""
+def notice_to_bundle(notice: NeedNotice, *, destination: str | None = None) -> Json:
+    """The FHIR message Bundle for a notice; ids derive from the sender's message id.
+
+    ``destination``: the endpoint of the receiver (MessageHeader.destination), when the
+    gateway hands the notice on; the envelope's, so reading leaves it out of the notice.
+    """
 
     def url(role: str) -> str:
         return f"urn:uuid:{uuid.uuid5(_NS, f'{notice.sender_message_id}/{role}')}"
@@ -85,6 +89,7 @@ def notice_to_bundle(notice: NeedNotice) -> Json:
                 },
                 "sender": {"reference": url("department" if s.department else "trust")},
                 "source": {"endpoint": notice.source_endpoint},
+                **({"destination": [{"endpoint": destination}]} if destination else {}),
                 "focus": [{"reference": url("careplan")}],
             },
         }

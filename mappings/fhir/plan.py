@@ -105,8 +105,12 @@ _NS = uuid.UUID("0b6c54a4-1d55-4f44-b1e6-7a0f3c8e2d91")
 # --------------------------------------------------------------------------- writing
 
 
-def transfer_to_bundle(transfer: PlanTransfer) -> Json:
-    """The FHIR message Bundle for a plan transfer; ids derive from the sender's message id."""
+def transfer_to_bundle(transfer: PlanTransfer, *, destination: str | None = None) -> Json:
+    """The FHIR message Bundle for a plan transfer; ids derive from the sender's message id.
+
+    ``destination``: the receiving platform's endpoint (MessageHeader.destination), as for
+    the notice; not part of the transfer read back.
+    """
 
     def url(role: str) -> str:
         return f"urn:uuid:{uuid.uuid5(_NS, f'{transfer.sender_message_id}/{role}')}"
@@ -132,6 +136,7 @@ def transfer_to_bundle(transfer: PlanTransfer) -> Json:
         },
         "sender": ref("department" if s.department else "trust"),
         "source": {"endpoint": transfer.source_endpoint},
+        **({"destination": [{"endpoint": destination}]} if destination else {}),
         "focus": [ref("careplan")],
     }
     if s.contact:

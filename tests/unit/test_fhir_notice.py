@@ -579,3 +579,11 @@ def test_model_refuses_characters_fhir_or_xml_cannot_carry(text: str) -> None:
 def test_model_keeps_tab_cr_lf_inside_and_drops_surrounding_whitespace() -> None:
     name = PersonName(given="  Kari\tAnne\r\nMarie \n", family="Nordmann")
     assert name.given == "Kari\tAnne\r\nMarie"
+
+
+def test_destination_is_written_valid_and_left_out_when_read() -> None:
+    bundle = notice_to_bundle(BASE, destination="urn:oid:2.16.578.1.12.4.1.2:99001506")
+    header = resource(bundle, "MessageHeader")
+    assert header["destination"] == [{"endpoint": "urn:oid:2.16.578.1.12.4.1.2:99001506"}]
+    assert schema_problems(r4_schema_validator(), bundle) == []
+    assert bundle_to_notice(bundle, allow_synthetic_ids=True) == BASE

@@ -768,3 +768,11 @@ def test_any_mutation_gives_a_transfer_or_a_refusal(
         assert_private(outcome, secrets_of(transfer))
     else:
         assert isinstance(outcome, PlanTransfer)
+
+
+def test_destination_is_written_valid_and_left_out_when_read() -> None:
+    bundle = transfer_to_bundle(BASE, destination="urn:oid:2.16.578.1.12.4.1.2:99001508")
+    header = resource(bundle, "MessageHeader")
+    assert header["destination"] == [{"endpoint": "urn:oid:2.16.578.1.12.4.1.2:99001508"}]
+    assert schema_problems(r4_schema_validator(), bundle) == []
+    assert bundle_to_transfer(bundle, allow_synthetic_ids=True) == BASE
