@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     #: ``shared/standards/xsd`` folder beside the project, if there is one. Without them the
     #: XML endpoint answers that it is not available.
     xsd_dir: Path | None = None
+    #: how long a message waits for consent before it is rejected (the sender is told why)
+    consent_hold_days: float = Field(default=14.0, gt=0)
+    #: how often held messages are checked against the hold period
+    consent_check_interval_seconds: float = Field(default=300.0, gt=0)
     #: how the gateway names itself in receipts it issues
     gateway_name: str = "ip-gateway"
     log_level: str = "INFO"

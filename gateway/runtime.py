@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gateway.config import Settings
 from gateway.delivery import AdapterContext, AdapterRegistry
@@ -30,6 +31,8 @@ class Runtime:
     #: the KITH schema set for XML ingest; None when the XSDs are not installed
     schemas: SchemaSet | None = None
     relay: OutboxRelay | None = None
+    #: the time the rules go by (consent validity, hold expiry); tests move it
+    clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
     #: answers whether the broker takes requests now (readiness)
     broker_check: Callable[[], Awaitable[bool]] | None = None
 

@@ -11,7 +11,7 @@ from aiokafka import AIOKafkaProducer
 
 from gateway.broker import EmbeddedBroker
 from gateway.config import Settings
-from gateway.pipeline import deliver, process, recovery
+from gateway.pipeline import consents, deliver, process, recovery
 from gateway.runtime import Runtime, build_runtime
 from gateway.transport import OutboxRelay, StageConsumer, ensure_topics, make_producer
 
@@ -73,6 +73,9 @@ class Gateway:
                     rt, interval=s.recovery_interval_seconds, stale_after=s.stale_after_seconds
                 ),
                 name="recovery",
+            ),
+            asyncio.create_task(
+                consents.run(rt, interval=s.consent_check_interval_seconds), name="consent-holds"
             ),
         ]
         log.info("gateway started (broker %s, store %s)", bootstrap, rt.db.url.get_backend_name())

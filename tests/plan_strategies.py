@@ -110,6 +110,7 @@ def plans(draw: st.DrawFn, *, max_participants: int = 8) -> Plan:
     if draw(st.booleans()):
         sharing = SharingConsent(
             given_by=draw(st.sampled_from(ConsentGiver)),
+            lacks_capacity_reason=draw(_optional(fhir_text(80))),
             given_on=draw(DATES),
             participants=tuple(draw(st.lists(st.sampled_from(people_keys), unique=True)))
             if people_keys

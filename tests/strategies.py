@@ -242,6 +242,7 @@ def patients(
 CONSENTS = st.builds(
     ConsentAttestation,
     given_by=st.sampled_from(ConsentGiver),
+    lacks_capacity_reason=st.none() | fhir_text(80),
     given_on=st.dates(),
     reference=st.none() | fhir_text(),
 )

@@ -40,12 +40,20 @@ DEPARTMENTS = [
 ]
 
 
-def synthetic_person_id(rng: random.Random, kind: PersonIdKind = PersonIdKind.FNR) -> str:
-    """A valid-checksum Tenor-style synthetic id (month + 80)."""
+def synthetic_person_id(
+    rng: random.Random, kind: PersonIdKind = PersonIdKind.FNR, *, child: bool = False
+) -> str:
+    """A valid-checksum Tenor-style synthetic id (month + 80).
+
+    The individual number follows the century rule (000-499 born 1900-1999, 500-999 born
+    2000-2039), so the birth date reads back right; ``child``: born 2012-2024.
+    """
+    first, days = (dt.date(2012, 1, 1), 4_700) if child else (dt.date(1930, 1, 1), 25_500)
     while True:
-        born = dt.date(1930, 1, 1) + dt.timedelta(days=rng.randrange(0, 33_000))
+        born = first + dt.timedelta(days=rng.randrange(0, days))
         day = born.day + (40 if kind is PersonIdKind.DNR else 0)
-        first_nine = f"{day:02d}{born.month + 80:02d}{born.year % 100:02d}{rng.randrange(1000):03d}"
+        individual = rng.randrange(500, 1000) if born.year >= 2000 else rng.randrange(500)
+        first_nine = f"{day:02d}{born.month + 80:02d}{born.year % 100:02d}{individual:03d}"
         digits = control_digits(first_nine)
         if digits:
             return f"{first_nine}{digits[0]}{digits[1]}"
@@ -70,7 +78,7 @@ def make_notice(
         sent_at=sent_at or dt.datetime.now(dt.UTC).replace(microsecond=0),
         source_endpoint="urn:oid:2.16.578.1.12.4.1.2:99100001",
         patient=Patient(
-            person_id=synthetic_person_id(rng),
+            person_id=synthetic_person_id(rng, child=NoticeKind.BARNEKOORDINATOR in requested),
             id_kind=PersonIdKind.FNR,
             name=PersonName(given=rng.choice(GIVEN), family=rng.choice(FAMILY)),
             kommune_nr=kommune_nr,

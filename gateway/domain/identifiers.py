@@ -180,3 +180,33 @@ def parse_hpr_nr(raw: str | int) -> int:
     if not _is_ascii_digits(text) or len(text) > 9 or int(text) == 0:
         raise InvalidIdentifier("HPR-nummer must be a positive number of at most 9 digits", "E20")
     return int(text)
+
+
+def birth_date(person: PersonId) -> dt.date | None:
+    """The birth date a fødselsnummer or D-nummer carries, None where it cannot be told.
+
+    The century comes from the individual number (Skatteetaten's ranges): 000-499 → 1900s;
+    500-749 with year 54-99 → 1800s; 500-999 with year 00-39 → 2000s; 900-999 with year
+    40-99 → 1900s. Felles hjelpenummer carry no date; a number outside the ranges (or one of
+    the 2032 scheme, where the ranges no longer hold) gives None rather than a guess.
+    """
+    if person.kind is PersonIdKind.FHN:
+        return None
+    value = person.value
+    day = int(value[0:2]) - (40 if int(value[0]) >= 4 else 0)
+    month = int(value[2:4]) % 40 if int(value[2:4]) > 12 else int(value[2:4])
+    year, individual = int(value[4:6]), int(value[6:9])
+    if individual <= 499:
+        century = 1900
+    elif individual <= 749 and year >= 54:
+        century = 1800
+    elif individual >= 500 and year <= 39:
+        century = 2000
+    elif individual >= 900 and year >= 40:
+        century = 1900
+    else:
+        return None
+    try:
+        return dt.date(century + year, month, day)
+    except ValueError:
+        return None

@@ -150,6 +150,8 @@ class ConsentAttestation(Model):
     """
 
     given_by: ConsentGiver
+    #: why the person cannot consent themselves, when next of kin consented in their place
+    lacks_capacity_reason: NonBlank | None = None
     given_on: dt.date
     reference: NonBlank | None = None
 

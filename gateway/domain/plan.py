@@ -123,6 +123,8 @@ class SharingConsent(Model):
     """§ 19 h: consent to share confidential information with named participants."""
 
     given_by: ConsentGiver
+    #: why the person cannot consent themselves, when next of kin consented in their place
+    lacks_capacity_reason: NonBlank | None = None
     given_on: dt.date
     #: the participants who may see confidential information
     participants: tuple[Key, ...]

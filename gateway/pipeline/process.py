@@ -15,16 +15,15 @@ import traceback
 import orjson
 from sqlalchemy import Connection
 
-from gateway.consent import Verdict, decide
+from gateway.consent.rules import PURPOSE_OF
 from gateway.domain.model import NeedNotice
 from gateway.domain.receipt import Refused
 from gateway.domain.status import MessageStatus, Stage
-from gateway.pipeline import receipts
-from gateway.routing import HeldForOperator, route
+from gateway.pipeline import consents, receipts
+from gateway.pipeline.advance import advance
 from gateway.runtime import Runtime
 from gateway.store import repository as repo
-from gateway.transport import Command, Handler, command_record
-from mappings.codes.kommune_register import kommune_register
+from gateway.transport import Command, Handler
 from mappings.fhir.notice import bundle_to_notice
 from mappings.plo.notice import msghead_to_notice
 from mappings.plo.xmlsafe import parse_xml
@@ -135,55 +134,14 @@ def _record(
             ACTOR,
             canonical=notice.model_dump_json(),
         )
-    decision = decide(notice)
-    if decision.verdict is Verdict.HOLD:
-        repo.set_status(
-            conn,
-            message,
-            MessageStatus.HELD_CONSENT,
-            Stage.CONSENT,
-            decision.reason,
-            ACTOR,
-            reason=decision.reason,
-        )
-        return
-    repo.add_event(conn, message.id, Stage.CONSENT, None, decision.reason, ACTOR)
-    try:
-        routing = route(notice, rt.directory, kommune_register(), repo.now().date())
-    except Refused as r:
-        receipts.reject(conn, rt, message, Stage.ROUTE, r.errors, notice=notice)
-        return
-    if isinstance(routing, HeldForOperator):
-        repo.set_status(
-            conn,
-            message,
-            MessageStatus.HELD_ROUTING,
-            Stage.ROUTE,
-            routing.reason,
-            ACTOR,
-            reason=routing.reason,
-        )
-        return
-    unit = routing.unit
-    if routing.mapped:
-        repo.add_event(conn, message.id, Stage.ROUTE, None, routing.mapped, ACTOR)
-    message = repo.set_status(
-        conn,
-        message,
-        MessageStatus.ROUTED,
-        Stage.ROUTE,
-        f"to {unit.name} (kommune {unit.kommune_nr}, HER-id {unit.her_id}) via {unit.adapter}",
-        ACTOR,
-        recipient_kommune=unit.kommune_nr,
-        recipient_her_id=unit.her_id,
-        recipient_adapter=unit.adapter,
-    )
-    repo.add_outbox(
-        conn,
-        command_record(
-            rt.topics.deliver,
-            unit.kommune_nr,
-            Command(message.id, message.generation),
-            message.id,
-        ),
-    )
+    if notice.consent is not None:
+        # the consent the notice carries goes into the registry like any other
+        record = consents.attested(notice.consent, PURPOSE_OF[notice.kind], message.id, rt.clock())
+        pseudonym = rt.pseudonymize(notice.patient.person_id)
+        # filing looks again at the person's waiting messages: this one included
+        consents.file_consent(conn, rt, pseudonym, record, message.id)
+        current = repo.get_message(conn, message.id)
+        if current is None or current.status is not MessageStatus.VALIDATED:
+            return
+        message = current
+    advance(conn, rt, message, notice)

@@ -17,9 +17,18 @@ import orjson
 from sqlalchemy import Connection, and_, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from gateway.domain.consent import ConsentRecord
 from gateway.domain.receipt import Receipt
 from gateway.domain.status import IN_FLIGHT, MessageStatus, Stage, check_transition
-from gateway.store.tables import handled, inbox, message_events, messages, outbox, receipts
+from gateway.store.tables import (
+    consents,
+    handled,
+    inbox,
+    message_events,
+    messages,
+    outbox,
+    receipts,
+)
 
 
 def now() -> dt.datetime:
@@ -353,3 +362,71 @@ def get_receipt(conn: Connection, message_id: str) -> Receipt | None:
         conn.execute(select(receipts.c.body).where(receipts.c.message_id == message_id))
     ).scalar_one_or_none()
     return Receipt.model_validate_json(body) if body else None
+
+
+# --------------------------------------------------------------------------- consents
+
+
+def save_consent(conn: Connection, pseudonym: str, record: ConsentRecord, source: str) -> bool:
+    """File a consent under the person's pseudonym; a known id is replaced (a withdrawal, a
+    new period). True when it was new or changed."""
+    body = record.model_dump_json()
+    known = conn.execute(
+        select(consents.c.id, consents.c.record).where(
+            consents.c.patient_pseudonym == pseudonym, consents.c.consent_id == record.id
+        )
+    ).first()
+    if known is None:
+        conn.execute(
+            insert(consents).values(
+                consent_id=record.id,
+                patient_pseudonym=pseudonym,
+                record=body,
+                source=source[:64],
+                recorded_at=record.recorded_at,
+            )
+        )
+        return True
+    if known.record == body:
+        return False
+    conn.execute(
+        update(consents)
+        .where(consents.c.id == known.id)
+        .values(record=body, source=source[:64], recorded_at=record.recorded_at)
+    )
+    return True
+
+
+def consents_for(conn: Connection, pseudonym: str) -> list[ConsentRecord]:
+    rows = conn.execute(
+        select(consents.c.record)
+        .where(consents.c.patient_pseudonym == pseudonym)
+        .order_by(consents.c.recorded_at, consents.c.id)
+    )
+    return [ConsentRecord.model_validate_json(r) for (r,) in rows]
+
+
+def messages_of_person(
+    conn: Connection, pseudonym: str, statuses: Sequence[MessageStatus]
+) -> list[MessageRow]:
+    """The person's messages in ``statuses`` (e.g. held for consent), oldest first."""
+    rows = conn.execute(
+        select(*_ROW)
+        .where(
+            messages.c.patient_pseudonym == pseudonym,
+            messages.c.status.in_([s.value for s in statuses]),
+        )
+        .order_by(messages.c.received_at)
+    )
+    return [MessageRow.from_row(r) for r in rows]
+
+
+def held_before(conn: Connection, status: MessageStatus, before: dt.datetime) -> list[MessageRow]:
+    """Messages that have been in ``status`` since before ``before`` (hold expiry)."""
+    rows = conn.execute(
+        select(*_ROW)
+        .where(messages.c.status == status.value, messages.c.updated_at < before)
+        .order_by(messages.c.updated_at)
+        .limit(500)
+    )
+    return [MessageRow.from_row(r) for r in rows]

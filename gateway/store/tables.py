@@ -124,3 +124,20 @@ receipts = Table(
     Column("body", Text, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
 )
+
+consents = Table(
+    "consents",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    #: the consent's own id, unique per person (senders number their consents themselves)
+    Column("consent_id", String(64), nullable=False),
+    #: keyed HMAC of the person id: the raw id is never stored with a consent
+    Column("patient_pseudonym", String(64), nullable=False),
+    #: the ConsentRecord as JSON (purposes, who, when, validity, withdrawal; no person id)
+    Column("record", Text, nullable=False),
+    #: the message or API call that brought it, for the operator
+    Column("source", String(64), nullable=False),
+    Column("recorded_at", UtcDateTime, nullable=False),
+    UniqueConstraint("patient_pseudonym", "consent_id", name="uq_consents_person_consent"),
+    Index("ix_consents_patient", "patient_pseudonym", "recorded_at"),
+)

@@ -114,10 +114,15 @@ def consent_resource(
     patient_url: str,
     performer_url: str,
     purpose: str,
+    lacks_capacity_reason: str | None = None,
 ) -> Json:
     """An opt-in privacy Consent; ``purpose`` (own code system) says what it allows."""
-    consent: Json = {
-        "resourceType": "Consent",
+    consent: Json = {"resourceType": "Consent"}
+    if lacks_capacity_reason:
+        consent["extension"] = [
+            {"url": sy.LACKS_CAPACITY_EXTENSION, "valueString": lacks_capacity_reason}
+        ]
+    consent |= {
         "status": "active",
         "scope": concept(sy.CONSENT_SCOPE_SYSTEM, "patient-privacy"),
         "category": [concept(sy.LOINC, "59284-0", "Patient Consent")],
@@ -347,8 +352,9 @@ def read_sender(
     return Sender(organisation=trust, department=department, contact=contact)
 
 
-def read_consent(msg: Message, consent: Json) -> tuple[ConsentGiver, dt.date, str | None]:
-    """Who consented, on which day, under which reference: what both messages attest."""
+def read_consent(msg: Message, consent: Json) -> dict[str, Any]:
+    """Who consented (and why not the person), on which day, under which reference: the
+    fields of ConsentAttestation, which both messages attest."""
     given_on = consent.get("dateTime") or ""
     if len(given_on) < 10:
         raise Refused.one("T02", "Consent.dateTime must give the day consent was given")
@@ -363,4 +369,10 @@ def read_consent(msg: Message, consent: Json) -> tuple[ConsentGiver, dt.date, st
                 ConsentGiver.PARENTS if codes & sy.PARENT_ROLE_CODES else ConsentGiver.NEXT_OF_KIN
             )
     reference = next((i.get("value") for i in consent.get("identifier", [])), None)
-    return given_by, dt.date.fromisoformat(given_on[:10]), reference
+    reason = extension_values(consent, sy.LACKS_CAPACITY_EXTENSION)
+    return {
+        "given_by": given_by,
+        "lacks_capacity_reason": reason[0] if reason else None,
+        "given_on": dt.date.fromisoformat(given_on[:10]),
+        "reference": reference,
+    }

@@ -140,6 +140,7 @@ def notice_to_bundle(notice: NeedNotice, *, destination: str | None = None) -> J
             patient_url=url("patient"),
             performer_url=performer,
             purpose=EVENT_NEED_NOTICE,
+            lacks_capacity_reason=c.lacks_capacity_reason,
         )
         entries.append(entry("consent", consent))
 
@@ -220,8 +221,7 @@ def _read_consent(msg: Message, patient: Json) -> ConsentAttestation | None:
             continue
         if msg.by_ref.get((consent.get("patient") or {}).get("reference", "")) is not patient:
             continue
-        given_by, given_on, reference = read_consent(msg, consent)
-        return ConsentAttestation(given_by=given_by, given_on=given_on, reference=reference)
+        return ConsentAttestation(**read_consent(msg, consent))
     return None
 
 

@@ -254,6 +254,7 @@ def transfer_to_bundle(transfer: PlanTransfer, *, destination: str | None = None
             patient_url=url("patient"),
             performer_url=performer,
             purpose=purpose,
+            lacks_capacity_reason=given.lacks_capacity_reason,
         )
         consent["provision"]["type"] = "permit"
         if purpose == PURPOSE_SHARE and plan.sharing and plan.sharing.participants:
@@ -715,14 +716,9 @@ def _read_consents(msg: Message, patient: Json, people: dict[int, Any]) -> Json:
                 found.setdefault(str(coding.get("code")), consent)
     if PURPOSE_PLAN not in found:
         raise Refused.one("T02", "no active Consent for the patient with purpose plan (§ 19 h)")
-    given_by, given_on, reference = read_consent(msg, found[PURPOSE_PLAN])
-    out: Json = {
-        "consent": {"given_by": given_by, "given_on": given_on, "reference": reference},
-        "sharing": None,
-    }
+    out: Json = {"consent": read_consent(msg, found[PURPOSE_PLAN]), "sharing": None}
     sharing = found.get(PURPOSE_SHARE)
     if sharing is not None:
-        given_by, given_on, reference = read_consent(msg, sharing)
         actors = (sharing.get("provision") or {}).get("actor", [])
         shared_with = []
         for actor in actors:
@@ -732,10 +728,5 @@ def _read_consents(msg: Message, patient: Json, people: dict[int, Any]) -> Json:
                     "T02", "Consent.provision.actor must reference a CareTeam participant"
                 )
             shared_with.append(people[id(target)])
-        out["sharing"] = {
-            "given_by": given_by,
-            "given_on": given_on,
-            "reference": reference,
-            "participants": shared_with,
-        }
+        out["sharing"] = read_consent(msg, sharing) | {"participants": shared_with}
     return out

@@ -98,6 +98,7 @@ def consent(tag: str, attestation: ConsentAttestation | None) -> etree._Element 
 def consent_parts(attestation: ConsentAttestation) -> list[etree._Element | None]:
     return [
         _e("GittAv", text=attestation.given_by.value),
+        _opt("ManglendeSamtykkekompetanse", attestation.lacks_capacity_reason),
         _e("Dato", text=attestation.given_on.isoformat()),
         _opt("Referanse", attestation.reference),
     ]
@@ -202,6 +203,7 @@ def plan_content(plan: Plan, transfer: etree._Element | None = None) -> etree._E
             _e(
                 "DelingSamtykke",
                 _e("GittAv", text=s.given_by.value),
+                _opt("ManglendeSamtykkekompetanse", s.lacks_capacity_reason),
                 _e("Dato", text=s.given_on.isoformat()),
                 _opt("Referanse", s.reference),
                 *(_e("DelesMed", deltaker=k) for k in s.participants),
@@ -290,6 +292,7 @@ def read_consent(element: etree._Element | None) -> ConsentAttestation | None:
         return None
     return ConsentAttestation(
         given_by=ConsentGiver(_must(element, "GittAv")),
+        lacks_capacity_reason=_text(element, "ManglendeSamtykkekompetanse"),
         given_on=_xsd_date(_must(element, "Dato")),
         reference=_text(element, "Referanse"),
     )
@@ -349,6 +352,7 @@ def read_plan_content(element: etree._Element, patient: Any) -> Plan:
     if share is not None:
         sharing = SharingConsent(
             given_by=ConsentGiver(_must(share, "GittAv")),
+            lacks_capacity_reason=_text(share, "ManglendeSamtykkekompetanse"),
             given_on=_xsd_date(_must(share, "Dato")),
             reference=_text(share, "Referanse"),
             participants=tuple(d.get("deltaker", "") for d in share.iterfind(_P + "DelesMed")),

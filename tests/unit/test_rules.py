@@ -1,4 +1,4 @@
-"""Consent rule (gateway/consent.py), routing (gateway/routing.py) and receipts
+"""Routing (gateway/routing.py) and receipts
 (gateway/domain/receipt.py) against DESIGN.md and the AppRec facts in ../shared/standards/."""
 
 from __future__ import annotations
@@ -15,12 +15,9 @@ import pytest
 from pydantic import ValidationError
 
 from gateway.config import DEFAULT_DIRECTORY
-from gateway.consent import Verdict, decide
 from gateway.demo.samples import make_notice
 from gateway.directory import Directory, DirectoryEntry, load_directory
 from gateway.domain.model import (
-    ConsentAttestation,
-    ConsentGiver,
     CoordinatingUnit,
     NeedNotice,
     Organisation,
@@ -58,52 +55,7 @@ def assert_names_no_person(n: NeedNotice, text: str) -> None:
 ODD_NAME = PersonName(given="Xyzzyveig", family="Qwertzbakken")
 
 
-# --- consent ---------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("seed", range(20))
-def test_notice_without_consent_is_held(seed: int) -> None:
-    n = with_patient(notice(seed).model_copy(update={"consent": None}), name=ODD_NAME)
-    decision = decide(n)
-    assert decision.verdict is Verdict.HOLD
-    assert decision.reason.strip()
-    assert "consent" in decision.reason.lower()
-    assert_names_no_person(n, decision.reason)
-
-
-def test_make_notice_without_consent_is_held() -> None:
-    n = make_notice(random.Random(7), "1506", with_consent=False)
-    assert n.consent is None
-    assert decide(n).verdict is Verdict.HOLD
-
-
-@pytest.mark.parametrize("giver", list(ConsentGiver))
-def test_notice_with_consent_is_allowed(giver: ConsentGiver) -> None:
-    consent = ConsentAttestation(given_by=giver, given_on=dt.date(2026, 10, 30))
-    n = with_patient(notice(3).model_copy(update={"consent": consent}), name=ODD_NAME)
-    decision = decide(n)
-    assert decision.verdict is Verdict.ALLOW
-    assert "2026-10-30" in decision.reason
-    assert_names_no_person(n, decision.reason)
-
-
-def test_consent_reason_says_who_gave_it() -> None:
-    reasons = {
-        giver: decide(
-            notice(4).model_copy(
-                update={"consent": ConsentAttestation(given_by=giver, given_on=dt.date(2026, 1, 2))}
-            )
-        ).reason
-        for giver in ConsentGiver
-    }
-    assert len(set(reasons.values())) == len(ConsentGiver)
-    assert "next of kin" in reasons[ConsentGiver.NEXT_OF_KIN]
-    assert "parental" in reasons[ConsentGiver.PARENTS]
-
-
-@pytest.mark.parametrize("seed", range(10))
-def test_sample_notices_carry_consent_and_are_allowed(seed: int) -> None:
-    assert decide(notice(seed)).verdict is Verdict.ALLOW
+# consent: tests/unit/test_consent_rules.py (rules) and tests/integration (the pipeline)
 
 
 # --- routing ---------------------------------------------------------------------------------

@@ -1,0 +1,123 @@
+"""A validated notice's way on: consent, then route, then the delivery queue.
+
+Run by the pipeline for a newly validated notice, and again whenever something changes what
+the answer would be: a consent arrives or is withdrawn (gateway/pipeline/consents.py). Each
+step is an event on the message's timeline, the consent decision with its reason included.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection
+
+from gateway.consent.rules import PURPOSE_OF, ConsentDecision, Verdict, decide
+from gateway.domain.identifiers import birth_date, parse_person_id
+from gateway.domain.model import NeedNotice
+from gateway.domain.receipt import ReceiptError, Refused
+from gateway.domain.status import MessageStatus, Stage
+from gateway.pipeline import receipts
+from gateway.routing import HeldForOperator, Routed, route
+from gateway.runtime import Runtime
+from gateway.store import repository as repo
+from gateway.transport import Command, command_record
+from mappings.codes.kommune_register import kommune_register
+
+ACTOR = "gateway"
+#: where a message may stand when the consent answer can still change its way
+UNDELIVERED = (
+    MessageStatus.VALIDATED,
+    MessageStatus.HELD_CONSENT,
+    MessageStatus.HELD_ROUTING,
+    MessageStatus.ROUTED,
+    MessageStatus.RETRYING,
+)
+
+
+def consent_decision(
+    conn: Connection, rt: Runtime, notice: NeedNotice, recipient_kommune: str | None
+) -> ConsentDecision:
+    """The decision for this notice now, from every consent on record for the person."""
+    person = parse_person_id(notice.patient.person_id, allow_synthetic=True)
+    return decide(
+        PURPOSE_OF[notice.kind],
+        repo.consents_for(conn, rt.pseudonymize(notice.patient.person_id)),
+        at=rt.clock(),
+        recipient_kommune=recipient_kommune,
+        born=birth_date(person),
+    )
+
+
+def advance(conn: Connection, rt: Runtime, message: repo.MessageRow, notice: NeedNotice) -> None:
+    """Consent first, then route: held, stopped, refused, waiting for an operator, or queued.
+
+    Routing is worked out before the consent decision only so that a consent naming a kommune
+    can be checked against the recipient; nothing is routed before consent allows it.
+    """
+    try:
+        routing: Routed | HeldForOperator | Refused = route(
+            notice, rt.directory, kommune_register(), rt.clock().date()
+        )
+    except Refused as refused:
+        routing = refused
+    recipient = routing.unit.kommune_nr if isinstance(routing, Routed) else None
+    decision = consent_decision(conn, rt, notice, recipient)
+    detail = f"{decision.verdict}: {decision.reason}"
+    if decision.verdict is Verdict.DENY:
+        error = ReceiptError(code="X99", detail=f"consent: {decision.reason}")
+        receipts.reject(conn, rt, message, Stage.CONSENT, (error,), notice=notice)
+        return
+    if decision.verdict is Verdict.HOLD:
+        if message.status is not MessageStatus.VALIDATED:
+            # still held, or already on its way under a consent that held then
+            repo.add_event(conn, message.id, Stage.CONSENT, None, detail, ACTOR)
+        else:
+            repo.set_status(
+                conn,
+                message,
+                MessageStatus.HELD_CONSENT,
+                Stage.CONSENT,
+                detail,
+                ACTOR,
+                reason=decision.reason,
+            )
+        return
+    repo.add_event(conn, message.id, Stage.CONSENT, None, detail, ACTOR)
+    if message.status not in (MessageStatus.VALIDATED, MessageStatus.HELD_CONSENT):
+        return  # already on its way (routed, held for routing): consent still allows it
+    if isinstance(routing, Refused):
+        receipts.reject(conn, rt, message, Stage.ROUTE, routing.errors, notice=notice)
+        return
+    if isinstance(routing, HeldForOperator):
+        repo.set_status(
+            conn,
+            message,
+            MessageStatus.HELD_ROUTING,
+            Stage.ROUTE,
+            routing.reason,
+            ACTOR,
+            reason=routing.reason,
+        )
+        return
+    unit = routing.unit
+    if routing.mapped:
+        repo.add_event(conn, message.id, Stage.ROUTE, None, routing.mapped, ACTOR)
+    message = repo.set_status(
+        conn,
+        message,
+        MessageStatus.ROUTED,
+        Stage.ROUTE,
+        f"to {unit.name} (kommune {unit.kommune_nr}, HER-id {unit.her_id}) via {unit.adapter}",
+        ACTOR,
+        recipient_kommune=unit.kommune_nr,
+        recipient_her_id=unit.her_id,
+        recipient_adapter=unit.adapter,
+        reason=None,
+    )
+    repo.add_outbox(
+        conn,
+        command_record(
+            rt.topics.deliver,
+            unit.kommune_nr,
+            Command(message.id, message.generation),
+            message.id,
+        ),
+    )
