@@ -17,6 +17,7 @@ from gateway.api.app import create_app
 from gateway.broker import EmbeddedBroker
 from gateway.config import Settings
 from gateway.demo.process import GatewayProcess
+from gateway.runtime import Runtime
 from tests.standards import standards_dir
 
 # the gateway processes the e2e tests start find the official XSDs wherever the clone is
@@ -46,13 +47,19 @@ def settings(tmp_path: Path, broker: EmbeddedBroker) -> Settings:
 
 
 @pytest_asyncio.fixture
-async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """The whole gateway in-process (lifespan started), reached over ASGI."""
+async def gateway(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, Runtime]]:
+    """The whole gateway in-process (lifespan started), reached over ASGI, and its runtime
+    (for what a test must steer: the clock)."""
     app = create_app(settings)
     async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://gw") as c:
-            yield c
+            yield c, app.state.runtime
+
+
+@pytest.fixture
+def client(gateway: tuple[httpx.AsyncClient, Runtime]) -> httpx.AsyncClient:
+    return gateway[0]
 
 
 @pytest.fixture

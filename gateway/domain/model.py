@@ -75,6 +75,8 @@ def _distinct(kinds: tuple[NoticeKind, ...]) -> tuple[NoticeKind, ...]:
 class MessageKind(StrEnum):
     NEED_NOTICE = "need-notice"
     PLAN_TRANSFER = "plan-transfer"
+    #: a consent posted on its own (kept as a message only when refused)
+    CONSENT = "consent"
 
 
 class NoticeKind(StrEnum):

@@ -103,14 +103,20 @@ def _too_deep(value: Any, limit: int) -> bool:
 
 
 async def store_refused(
-    rt: Runtime, body: bytes, content_type: str, actor: str, errors: tuple[ReceiptError, ...]
+    rt: Runtime,
+    body: bytes,
+    content_type: str,
+    actor: str,
+    errors: tuple[ReceiptError, ...],
+    *,
+    kind: MessageKind = MessageKind.NEED_NOTICE,
 ) -> Receipt:
     """Keep refused input as a REJECTED message with its receipt, for the operator to see."""
 
     def tx(conn: Connection) -> Receipt:
         message_id = repo.insert_message(
             conn,
-            kind=KIND,
+            kind=kind.value,
             status=MessageStatus.RECEIVED,
             content_type=content_type[:64],
             raw=body,

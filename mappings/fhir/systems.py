@@ -39,6 +39,8 @@ URGENT_EXTENSION = f"{OWN}/StructureDefinition/urgent"
 NEXT_OF_KIN_INVOLVED_EXTENSION = f"{OWN}/StructureDefinition/next-of-kin-involved"
 #: on a Consent given by next of kin: why the person lacks capacity to consent
 LACKS_CAPACITY_EXTENSION = f"{OWN}/StructureDefinition/lacks-capacity-reason"
+#: on a Consent: a kommune it names (valueCoding, kommunenummer), e.g. the one moved to
+CONSENT_KOMMUNE_EXTENSION = f"{OWN}/StructureDefinition/consent-kommune"
 
 # --- individual plan (mappings/fhir/plan.py; mappings/README.md has the § 19 table)
 #: code list 9034, health personnel's role to the patient: ``8`` Koordinator individuell plan
