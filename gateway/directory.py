@@ -22,6 +22,9 @@ class DirectoryEntry:
     unit: CoordinatingUnit
     #: adapter-specific settings from ``[kommune.ke.settings]``
     settings: Mapping[str, Any] = field(default_factory=dict)
+    #: ``active = false`` takes a KE out of routing without deleting it (messages for it go
+    #: DEAD with E21 and can be retried once it is active again)
+    active: bool = True
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,11 @@ class Directory:
     def unit_for(self, kommune_nr: str) -> CoordinatingUnit | None:
         entry = self.entries.get(kommune_nr)
         return entry.unit if entry else None
+
+    def active_entry(self, kommune_nr: str) -> DirectoryEntry | None:
+        """The entry messages may be routed and delivered to now."""
+        entry = self.entries.get(kommune_nr)
+        return entry if entry is not None and entry.active else None
 
     def adapter_names(self) -> set[str]:
         return {e.unit.adapter for e in self.entries.values()}
@@ -52,6 +60,9 @@ def load_directory(path: Path) -> Directory:
     for i, item in enumerate(items):
         ke = item.get("ke", {})
         settings = ke.get("settings", {}) if isinstance(ke, dict) else None
+        active = ke.get("active", True) if isinstance(ke, dict) else None
+        if not isinstance(active, bool):
+            raise DirectoryError(f"{path}: kommune entry #{i + 1}: active must be true or false")
         if not isinstance(ke, dict) or not isinstance(settings, dict):
             raise DirectoryError(
                 f"{path}: kommune entry #{i + 1} needs a [kommune.ke] table "
@@ -76,7 +87,7 @@ def load_directory(path: Path) -> Directory:
                 f"and {unit.kommune_nr}: a message could reach the wrong KE"
             )
         her_ids[unit.her_id] = unit.kommune_nr
-        entries[unit.kommune_nr] = DirectoryEntry(unit, dict(settings))
+        entries[unit.kommune_nr] = DirectoryEntry(unit, dict(settings), active)
     if not entries:
         raise DirectoryError(f"{path}: lists no kommune")
     meta = data.get("meta", {})

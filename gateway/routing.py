@@ -46,8 +46,13 @@ def route(
     kommune = resolution.kommune
     if kommune is None:
         raise Refused.one("E21", f"{kommune_nr} is not a kommunenummer")
-    unit = directory.unit_for(kommune.nr)
-    if unit is None:
+    entry = directory.entries.get(kommune.nr)
+    if entry is None:
         raise Refused.one("E21", f"no koordinerende enhet is registered for kommune {kommune.nr}")
+    if not entry.active:
+        raise Refused.one(
+            "E21", f"the koordinerende enhet of kommune {kommune.nr} is inactive in the directory"
+        )
+    unit = entry.unit
     mapped = resolution.reason if resolution.status is ResolutionStatus.REPLACED else None
     return Routed(unit, mapped)

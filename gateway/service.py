@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaProducer
 
+from gateway import directory_watch
 from gateway.broker import EmbeddedBroker
 from gateway.config import Settings
 from gateway.pipeline import consents, deliver, process, recovery
@@ -76,6 +77,9 @@ class Gateway:
             ),
             asyncio.create_task(
                 consents.run(rt, interval=s.consent_check_interval_seconds), name="consent-holds"
+            ),
+            asyncio.create_task(
+                directory_watch.watch(rt, interval=s.directory_reload_seconds), name="directory"
             ),
         ]
         log.info("gateway started (broker %s, store %s)", bootstrap, rt.db.url.get_backend_name())

@@ -1,4 +1,5 @@
-"""Health, readiness, counts and a message's timeline: metadata only, never content."""
+"""Health, readiness, counts, a message's timeline (metadata only, never content), and the
+operator's actions on a message and on the directory."""
 
 from __future__ import annotations
 
@@ -11,8 +12,13 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import Connection
 
-from gateway.api.deps import runtime
+from gateway import directory_watch
+from gateway.api.deps import caller, runtime
 from gateway.api.problems import Problem
+from gateway.domain.model import NeedNotice
+from gateway.domain.status import MessageStatus, Stage
+from gateway.pipeline.advance import advance
+from gateway.runtime import Runtime
 from gateway.store import repository as repo
 
 router = APIRouter(tags=["Operations"])
@@ -110,3 +116,54 @@ def _message_and_events(
 ) -> tuple[repo.MessageRow | None, list[dict[str, Any]]]:
     m = repo.get_message(conn, message_id)
     return m, repo.events_of(conn, message_id) if m else []
+
+
+class RetryResult(BaseModel):
+    id: str
+    status: str
+
+
+@router.post(
+    "/messages/{message_id}/retry",
+    response_model=RetryResult,
+    summary="Retry a DEAD message: consent and routing are decided anew",
+)
+async def retry(request: Request, message_id: str) -> RetryResult:
+    """For a message that went DEAD (no active KE for its kommune, or delivery gave up): once
+    the cause is fixed (the directory names the KE), it goes on its way again, as a new
+    attempt. 409 for a message that is not DEAD."""
+    rt = runtime(request)
+    actor = f"operator {caller(request)}"
+    status = await rt.db.write(_retry, rt, message_id, actor)
+    rt.committed()
+    return RetryResult(id=message_id, status=status.value)
+
+
+def _retry(conn: Connection, rt: Runtime, message_id: str, actor: str) -> MessageStatus:
+    m = repo.get_message(conn, message_id)
+    if m is None:
+        raise Problem(404, "unknown-message", "No message with this id")
+    if m.status is not MessageStatus.DEAD or m.canonical is None:
+        raise Problem(409, "not-dead", "Only a DEAD message can be retried", f"it is {m.status}")
+    repo.add_event(conn, m.id, Stage.OPERATOR, None, "retry requested", actor)
+    advance(conn, rt, m, NeedNotice.model_validate_json(m.canonical), actor=actor)
+    after = repo.get_message(conn, message_id)
+    assert after is not None
+    return after.status
+
+
+class DirectoryReload(BaseModel):
+    changed: bool
+    kommuner: int
+    error: str | None
+
+
+@router.post(
+    "/ops/directory/reload",
+    response_model=DirectoryReload,
+    summary="Load the directory file again now (it is also watched)",
+)
+async def reload_directory(request: Request) -> DirectoryReload:
+    """A file that does not load leaves the directory in force as it was; ``error`` says why."""
+    result = directory_watch.reload(runtime(request))
+    return DirectoryReload(changed=result.changed, kommuner=result.kommuner, error=result.error)

@@ -41,9 +41,11 @@ S = MessageStatus
 
 TRANSITIONS: dict[MessageStatus, frozenset[MessageStatus]] = {
     S.RECEIVED: frozenset({S.VALIDATED, S.REJECTED}),
-    S.VALIDATED: frozenset({S.ROUTED, S.HELD_CONSENT, S.HELD_ROUTING, S.REJECTED}),
+    # No KE for the kommune (unknown or inactive in the directory): DEAD, retryable once the
+    # directory is fixed.
+    S.VALIDATED: frozenset({S.ROUTED, S.HELD_CONSENT, S.HELD_ROUTING, S.REJECTED, S.DEAD}),
     # Released when consent arrives (then routed), rejected when the hold period ends.
-    S.HELD_CONSENT: frozenset({S.ROUTED, S.HELD_ROUTING, S.REJECTED}),
+    S.HELD_CONSENT: frozenset({S.ROUTED, S.HELD_ROUTING, S.REJECTED, S.DEAD}),
     # The operator names the kommune (then routed) or gives the message up (rejected).
     S.HELD_ROUTING: frozenset({S.ROUTED, S.REJECTED}),
     S.ROUTED: frozenset({S.DELIVERED, S.RETRYING, S.DEAD, S.REJECTED}),
@@ -53,8 +55,9 @@ TRANSITIONS: dict[MessageStatus, frozenset[MessageStatus]] = {
     S.DELIVERED: frozenset({S.ACKNOWLEDGED, S.REJECTED, S.RETRYING, S.DEAD}),
     S.ACKNOWLEDGED: frozenset(),
     S.REJECTED: frozenset(),
-    # The operator retries a dead message (back to ROUTED) or gives it up (REJECTED).
-    S.DEAD: frozenset({S.ROUTED, S.REJECTED}),
+    # The operator retries a dead message or gives it up (REJECTED); a retry decides consent
+    # and routing anew, so it may be held again.
+    S.DEAD: frozenset({S.ROUTED, S.HELD_CONSENT, S.HELD_ROUTING, S.REJECTED}),
 }
 
 TERMINAL = frozenset(s for s, nxt in TRANSITIONS.items() if not nxt)

@@ -23,6 +23,8 @@ from mappings.codes.kommune_register import kommune_register
 
 ACTOR = "gateway"
 #: where a message may stand when the consent answer can still change its way
+#: where a message stands when consent and routing are (re)decided for it
+_MAY_ROUTE = frozenset({MessageStatus.VALIDATED, MessageStatus.HELD_CONSENT, MessageStatus.DEAD})
 UNDELIVERED = (
     MessageStatus.VALIDATED,
     MessageStatus.HELD_CONSENT,
@@ -46,7 +48,14 @@ def consent_decision(
     )
 
 
-def advance(conn: Connection, rt: Runtime, message: repo.MessageRow, notice: NeedNotice) -> None:
+def advance(
+    conn: Connection,
+    rt: Runtime,
+    message: repo.MessageRow,
+    notice: NeedNotice,
+    *,
+    actor: str = ACTOR,
+) -> None:
     """Consent first, then route: held, stopped, refused, waiting for an operator, or queued.
 
     Routing is worked out before the consent decision only so that a consent naming a kommune
@@ -66,9 +75,9 @@ def advance(conn: Connection, rt: Runtime, message: repo.MessageRow, notice: Nee
         receipts.reject(conn, rt, message, Stage.CONSENT, (error,), notice=notice)
         return
     if decision.verdict is Verdict.HOLD:
-        if message.status is not MessageStatus.VALIDATED:
+        if message.status not in (MessageStatus.VALIDATED, MessageStatus.DEAD):
             # still held, or already on its way under a consent that held then
-            repo.add_event(conn, message.id, Stage.CONSENT, None, detail, ACTOR)
+            repo.add_event(conn, message.id, Stage.CONSENT, None, detail, actor)
         else:
             repo.set_status(
                 conn,
@@ -76,15 +85,23 @@ def advance(conn: Connection, rt: Runtime, message: repo.MessageRow, notice: Nee
                 MessageStatus.HELD_CONSENT,
                 Stage.CONSENT,
                 detail,
-                ACTOR,
+                actor,
                 reason=decision.reason,
             )
         return
-    repo.add_event(conn, message.id, Stage.CONSENT, None, detail, ACTOR)
-    if message.status not in (MessageStatus.VALIDATED, MessageStatus.HELD_CONSENT):
+    repo.add_event(conn, message.id, Stage.CONSENT, None, detail, actor)
+    if message.status not in _MAY_ROUTE:
         return  # already on its way (routed, held for routing): consent still allows it
     if isinstance(routing, Refused):
-        receipts.reject(conn, rt, message, Stage.ROUTE, routing.errors, notice=notice)
+        if any(e.code == "E21" for e in routing.errors):
+            # no KE to deliver to: DEAD, so the operator can retry once the directory has one
+            if message.status is MessageStatus.DEAD:
+                reason = receipts.reason_text(routing.errors)
+                repo.add_event(conn, message.id, Stage.ROUTE, None, f"still: {reason}", actor)
+            else:
+                receipts.dead(conn, rt, message, Stage.ROUTE, routing.errors, notice=notice)
+        else:
+            receipts.reject(conn, rt, message, Stage.ROUTE, routing.errors, notice=notice)
         return
     if isinstance(routing, HeldForOperator):
         repo.set_status(
@@ -93,24 +110,26 @@ def advance(conn: Connection, rt: Runtime, message: repo.MessageRow, notice: Nee
             MessageStatus.HELD_ROUTING,
             Stage.ROUTE,
             routing.reason,
-            ACTOR,
+            actor,
             reason=routing.reason,
         )
         return
     unit = routing.unit
     if routing.mapped:
-        repo.add_event(conn, message.id, Stage.ROUTE, None, routing.mapped, ACTOR)
+        repo.add_event(conn, message.id, Stage.ROUTE, None, routing.mapped, actor)
     message = repo.set_status(
         conn,
         message,
         MessageStatus.ROUTED,
         Stage.ROUTE,
         f"to {unit.name} (kommune {unit.kommune_nr}, HER-id {unit.her_id}) via {unit.adapter}",
-        ACTOR,
+        actor,
         recipient_kommune=unit.kommune_nr,
         recipient_her_id=unit.her_id,
         recipient_adapter=unit.adapter,
         reason=None,
+        # a retried dead message is a new attempt: the stages' dedupe must let it through
+        generation=message.generation + (message.status is MessageStatus.DEAD),
     )
     repo.add_outbox(
         conn,

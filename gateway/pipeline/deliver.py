@@ -31,11 +31,16 @@ _READY = frozenset({MessageStatus.ROUTED, MessageStatus.RETRYING})
 
 
 @dataclass(frozen=True)
+class NoRecipient:
+    detail: str
+
+
+@dataclass(frozen=True)
 class Outcome:
     command: Command
     message: repo.MessageRow
     notice: NeedNotice
-    result: Delivered | DeliveryFailed
+    result: Delivered | DeliveryFailed | NoRecipient
 
 
 def handler(rt: Runtime) -> Handler:
@@ -59,11 +64,15 @@ def handler(rt: Runtime) -> Handler:
 
 async def _deliver(rt: Runtime, command: Command, message: repo.MessageRow) -> Outcome | None:
     """Deliver one message; None when it can't be now (it stays in flight for a later try)."""
-    entry = rt.directory.entries.get(message.recipient_kommune or "")
-    if entry is None or message.canonical is None:
-        log.error("deliver: message %s has no recipient in the directory", message.id)
+    if message.canonical is None:
+        log.error("deliver: message %s has no canonical form", message.id)
         return None
     notice = NeedNotice.model_validate_json(message.canonical)
+    entry = rt.directory.active_entry(message.recipient_kommune or "")
+    if entry is None:
+        # the directory changed since routing: no KE to deliver to (DEAD, retryable)
+        detail = f"kommune {message.recipient_kommune} has no active koordinerende enhet"
+        return Outcome(command, message, notice, NoRecipient(detail))
     delivery = Delivery(message.id, message.generation, notice, entry.unit, entry.settings)
     try:
         result: Delivered | DeliveryFailed = await rt.adapters.get(entry.unit.adapter).deliver(
@@ -86,7 +95,10 @@ def _record_all(conn: Connection, rt: Runtime, outcomes: list[Outcome]) -> None:
             with conn.begin_nested():
                 if not repo.claim(conn, CONSUMER, o.command.ref):
                     continue
-                if isinstance(o.result, DeliveryFailed):
+                if isinstance(o.result, NoRecipient):
+                    error = ReceiptError(code="E21", detail=o.result.detail)
+                    receipts.dead(conn, rt, o.message, Stage.DELIVER, (error,), notice=o.notice)
+                elif isinstance(o.result, DeliveryFailed):
                     error = ReceiptError(code=o.result.code, detail=o.result.detail)
                     receipts.reject(conn, rt, o.message, Stage.DELIVER, (error,), notice=o.notice)
                 else:

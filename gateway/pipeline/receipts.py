@@ -68,6 +68,22 @@ def original_type(message: repo.MessageRow) -> str:
     return message.kind
 
 
+def dead(
+    conn: Connection,
+    rt: Runtime,
+    message: repo.MessageRow,
+    stage: Stage,
+    errors: tuple[ReceiptError, ...],
+    *,
+    notice: NeedNotice | None = None,
+) -> Receipt:
+    """DEAD: the sender is told (a rejecting receipt) and the operator may retry it later,
+    e.g. once the directory names a KE; a later answer replaces this receipt."""
+    reason = reason_text(errors)
+    repo.set_status(conn, message, MessageStatus.DEAD, stage, reason, GATEWAY_ACTOR, reason=reason)
+    return issue(conn, rt, message, ReceiptStatus.REJECTED, errors, notice=notice)
+
+
 def reason_text(errors: tuple[ReceiptError, ...]) -> str:
     return "; ".join(f"{e.code} {e.detail or e.text}" for e in errors)
 

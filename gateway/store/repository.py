@@ -345,7 +345,23 @@ def inbox_depths(conn: Connection) -> dict[str, int]:
 
 
 def save_receipt(conn: Connection, message_id: str, receipt: Receipt) -> bool:
-    """Keep the receipt whole (the model): JSON and AppRec XML are both rendered from it."""
+    """Keep the receipt whole (the model): JSON and AppRec XML are both rendered from it.
+
+    One receipt per message: the same answer again is ignored (False); a different one (a
+    dead message retried and then acknowledged) replaces it, since the latest answer stands.
+    """
+    earlier = conn.execute(
+        select(receipts.c.status).where(receipts.c.message_id == message_id)
+    ).scalar_one_or_none()
+    if earlier is not None:
+        if earlier == receipt.status.value:
+            return False
+        conn.execute(
+            update(receipts)
+            .where(receipts.c.message_id == message_id)
+            .values(status=receipt.status.value, body=receipt.model_dump_json(), created_at=now())
+        )
+        return True
     result = conn.execute(
         _insert_ignore(conn, receipts).values(
             message_id=message_id,

@@ -85,14 +85,21 @@ async def test_same_message_twice_is_processed_once(client: httpx.AsyncClient) -
     assert len((await client.get("/ke/1508/inbox")).json()["items"]) == 1
 
 
-@pytest.mark.parametrize(("flaw", "code"), [("bad-person-id", "E31"), ("unknown-kommune", "E21")])
+@pytest.mark.parametrize(
+    ("flaw", "code", "status"),
+    [
+        ("bad-person-id", "E31", "REJECTED"),
+        # no KE for the kommune: DEAD (retryable once the directory has one), sender told
+        ("unknown-kommune", "E21", "DEAD"),
+    ],
+)
 async def test_invalid_notice_is_rejected_with_receipt(
-    client: httpx.AsyncClient, flaw: str, code: str
+    client: httpx.AsyncClient, flaw: str, code: str, status: str
 ) -> None:
     r = await post(client, notice_body(random.Random(11), "1506", flaw=flaw))
     assert r.status_code == 202  # checked in the pipeline, answered by receipt
     message_id = r.json()["id"]
-    view = await wait_status(client, message_id, {"REJECTED"})
+    view = await wait_status(client, message_id, {status})
     assert code in view["reason"]
     receipt = (await client.get(f"/receipts/{message_id}")).json()
     assert receipt["status"]["V"] == "2"

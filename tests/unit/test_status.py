@@ -43,9 +43,10 @@ ALLOWED: dict[str, set[str]] = {
     # validate: passes, or fails with a reason a person can act on
     "RECEIVED": {"VALIDATED", "REJECTED"},
     # consent check: held for consent, or routed; routing itself may refuse (E21, E36)
-    "VALIDATED": {"ROUTED", "HELD_CONSENT", "HELD_ROUTING", "REJECTED"},
+    # issue 4: no KE for the kommune (unknown or inactive) -> DEAD with E21, retryable
+    "VALIDATED": {"ROUTED", "HELD_CONSENT", "HELD_ROUTING", "REJECTED", "DEAD"},
     # "waits for consent, released or rejected by rule"; released, routing may still hold it
-    "HELD_CONSENT": {"ROUTED", "HELD_ROUTING", "REJECTED"},
+    "HELD_CONSENT": {"ROUTED", "HELD_ROUTING", "REJECTED", "DEAD"},
     # the operator names the kommune, or gives the message up
     "HELD_ROUTING": {"ROUTED", "REJECTED"},
     # delivery worker: delivered, retried with backoff, DLQ, or refused outright
@@ -59,7 +60,8 @@ ALLOWED: dict[str, set[str]] = {
     # "terminal REJECTED (with a reason a person can act on)"
     "REJECTED": set(),
     # "DEAD (in the DLQ, operator can retry)": the operator re-drives it or gives it up
-    "DEAD": {"ROUTED", "REJECTED"},
+    # a retry decides consent and routing again: it may be held again
+    "DEAD": {"ROUTED", "HELD_CONSENT", "HELD_ROUTING", "REJECTED"},
 }
 
 ALL_PAIRS = list(itertools.product(sorted(ALL_STATUSES), repeat=2))
@@ -75,7 +77,7 @@ def test_the_statuses_are_exactly_those_of_the_design() -> None:
 def test_pair_lists_cover_every_pair_once() -> None:
     assert len(ALL_PAIRS) == 100
     assert len(ALLOWED_PAIRS) + len(FORBIDDEN_PAIRS) == 100
-    assert len(ALLOWED_PAIRS) == 24
+    assert len(ALLOWED_PAIRS) == 28
 
 
 def test_module_table_equals_the_design_table() -> None:
