@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     topic_prefix: str = Field(default="ipgw", pattern=r"^[A-Za-z0-9._-]+$")
     #: the kommune -> KE directory (TOML); default is the one shipped in the package
     directory_file: Path = DEFAULT_DIRECTORY
+    #: a file-backed population register (see gateway/population.py) for notices that do
+    #: not name the person's kommune; unset: such notices are refused with E36
+    population_register_file: Path | None = None
     #: how often the directory file is checked for changes (reloaded without a restart)
     directory_reload_seconds: float = Field(default=5.0, gt=0)
     host: str = "127.0.0.1"

@@ -14,13 +14,15 @@ from dataclasses import dataclass
 from gateway.directory import Directory
 from gateway.domain.model import CoordinatingUnit, NeedNotice
 from gateway.domain.receipt import Refused
+from gateway.population import PopulationRegister
 from mappings.codes.kommune_register import KommuneRegister, ResolutionStatus
 
 
 @dataclass(frozen=True)
 class Routed:
     unit: CoordinatingUnit
-    #: how an old kommunenummer was mapped, for the timeline; None when it was current
+    #: where the kommune came from and how an old number was mapped, for the timeline;
+    #: None when the notice named a current kommune
     mapped: str | None = None
 
 
@@ -32,13 +34,28 @@ class HeldForOperator:
 
 
 def route(
-    notice: NeedNotice, directory: Directory, register: KommuneRegister, on: dt.date
+    notice: NeedNotice,
+    directory: Directory,
+    register: KommuneRegister,
+    on: dt.date,
+    population: PopulationRegister | None = None,
 ) -> Routed | HeldForOperator:
-    """The KE of the patient's bostedskommune as it is on ``on`` (the day of routing)."""
+    """The KE of the patient's bostedskommune as it is on ``on`` (the day of routing).
+
+    The kommune is the notice's; when the notice does not name one, the population
+    register's for the day the notice was sent.
+    """
     kommune_nr = notice.patient.kommune_nr
+    found_in_register = None
+    if kommune_nr is None and population is not None:
+        kommune_nr = population.bostedskommune(notice.patient.person_id, notice.sent_at.date())
+        if kommune_nr is not None:
+            found_in_register = f"bostedskommune {kommune_nr} from the population register"
     if kommune_nr is None:
         raise Refused.one(
-            "E36", "the patient's kommune is missing (Patient.address.district municipality code)"
+            "E36",
+            "the patient's kommune is missing (Patient.address.district municipality code) "
+            "and the population register does not know it",
         )
     resolution = register.resolve(kommune_nr, on)
     if resolution.status is ResolutionStatus.AMBIGUOUS:
@@ -55,4 +72,5 @@ def route(
         )
     unit = entry.unit
     mapped = resolution.reason if resolution.status is ResolutionStatus.REPLACED else None
-    return Routed(unit, mapped)
+    notes = "; ".join(n for n in (found_in_register, mapped) if n) or None
+    return Routed(unit, notes)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from gateway.config import Settings
 from gateway.delivery import AdapterContext, AdapterRegistry
 from gateway.directory import Directory, load_directory
+from gateway.population import PopulationRegister, load_file_register
 from gateway.pseudonym import Pseudonymizer, load_or_create_key
 from gateway.store.database import Database
 from gateway.transport import OutboxRelay, Topics
@@ -28,6 +29,8 @@ class Runtime:
     topics: Topics
     pseudonymize: Pseudonymizer
     adapters: AdapterRegistry
+    #: where a person lives when a notice does not say; None when none is configured
+    population: PopulationRegister | None = None
     #: the KITH schema set for XML ingest; None when the XSDs are not installed
     schemas: SchemaSet | None = None
     relay: OutboxRelay | None = None
@@ -51,7 +54,13 @@ def build_runtime(settings: Settings) -> Runtime:
     )
     adapters = AdapterRegistry(AdapterContext(settings=settings, db=db))
     adapters.check(directory.adapter_names())
+    population = (
+        load_file_register(settings.population_register_file)
+        if settings.population_register_file
+        else None
+    )
     return Runtime(
+        population=population,
         schemas=_schemas(settings),
         settings=settings,
         db=db,

@@ -173,6 +173,10 @@ class NeedNotice(Model):
     need: NonBlank
     urgent: bool = False
     next_of_kin_involved: bool = False
+    #: the person (the family, for a barnekoordinator) already has a coordinator from the
+    #: kommune: a family has one, never two. Set by the sender, or by the gateway when it
+    #: delivered such a notice for the person to the same kommune before.
+    existing_coordinator: bool = False
     #: language the person needs an interpreter for (BCP 47), None when not needed
     interpreter_language: Code | None = None
     consent: ConsentAttestation | None = None

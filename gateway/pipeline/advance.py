@@ -11,7 +11,7 @@ from sqlalchemy import Connection
 
 from gateway.consent.rules import PURPOSE_OF, ConsentDecision, Verdict, decide
 from gateway.domain.identifiers import birth_date, parse_person_id
-from gateway.domain.model import NeedNotice
+from gateway.domain.model import NeedNotice, NoticeKind
 from gateway.domain.receipt import ReceiptError, Refused
 from gateway.domain.status import MessageStatus, Stage
 from gateway.pipeline import receipts
@@ -63,7 +63,7 @@ def advance(
     """
     try:
         routing: Routed | HeldForOperator | Refused = route(
-            notice, rt.directory, kommune_register(), rt.clock().date()
+            notice, rt.directory, kommune_register(), rt.clock().date(), rt.population
         )
     except Refused as refused:
         routing = refused
@@ -115,6 +115,18 @@ def advance(
         )
         return
     unit = routing.unit
+    earlier = _coordinator_notice(conn, rt, message, notice, unit.kommune_nr)
+    if earlier is not None:
+        notice = notice.model_copy(update={"existing_coordinator": True})
+        repo.add_event(
+            conn,
+            message.id,
+            Stage.ROUTE,
+            None,
+            f"the person already has a coordinator from kommune {unit.kommune_nr} (message "
+            f"{earlier}): delivered with that flag set, a family has one coordinator",
+            actor,
+        )
     if routing.mapped:
         repo.add_event(conn, message.id, Stage.ROUTE, None, routing.mapped, actor)
     message = repo.set_status(
@@ -128,6 +140,7 @@ def advance(
         recipient_her_id=unit.her_id,
         recipient_adapter=unit.adapter,
         reason=None,
+        canonical=notice.model_dump_json(),
         # a retried dead message is a new attempt: the stages' dedupe must let it through
         generation=message.generation + (message.status is MessageStatus.DEAD),
     )
@@ -140,3 +153,28 @@ def advance(
             message.id,
         ),
     )
+
+
+_COORDINATORS = frozenset({NoticeKind.KOORDINATOR, NoticeKind.BARNEKOORDINATOR})
+
+
+def _coordinator_notice(
+    conn: Connection, rt: Runtime, message: repo.MessageRow, notice: NeedNotice, kommune_nr: str
+) -> str | None:
+    """An earlier notice asking the same kommune for a coordinator for the same person, which
+    reached it; None when there is none or this notice asks for no coordinator."""
+    if notice.existing_coordinator or not _COORDINATORS & set(notice.requested):
+        return None
+    reached = repo.messages_of_person(
+        conn,
+        rt.pseudonymize(notice.patient.person_id),
+        (MessageStatus.DELIVERED, MessageStatus.ACKNOWLEDGED),
+    )
+    for other in reached:
+        if other.id == message.id or other.recipient_kommune != kommune_nr:
+            continue
+        if other.canonical and _COORDINATORS & set(
+            NeedNotice.model_validate_json(other.canonical).requested
+        ):
+            return other.id
+    return None

@@ -133,6 +133,8 @@ def _record(
             "valid need-for-IP notice",
             ACTOR,
             canonical=notice.model_dump_json(),
+            # from the checked id: the one ingest saw may have been written differently
+            patient_pseudonym=rt.pseudonymize(notice.patient.person_id),
         )
     if notice.consent is not None:
         # the consent the notice carries goes into the registry like any other

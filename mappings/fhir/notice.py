@@ -110,6 +110,11 @@ def notice_to_bundle(notice: NeedNotice, *, destination: str | None = None) -> J
                 "url": sy.NEXT_OF_KIN_INVOLVED_EXTENSION,
                 "valueBoolean": notice.next_of_kin_involved,
             },
+            *(
+                [{"url": sy.EXISTING_COORDINATOR_EXTENSION, "valueBoolean": True}]
+                if notice.existing_coordinator
+                else []
+            ),
         ],
         "status": "draft",
         "intent": "proposal",
@@ -207,6 +212,7 @@ def bundle_to_notice(bundle: Json, *, allow_synthetic_ids: bool) -> NeedNotice:
             need=careplan["description"],
             urgent=bool(ext.get(sy.URGENT_EXTENSION, False)),
             next_of_kin_involved=bool(ext.get(sy.NEXT_OF_KIN_INVOLVED_EXTENSION, False)),
+            existing_coordinator=bool(ext.get(sy.EXISTING_COORDINATOR_EXTENSION, False)),
             interpreter_language=interpreter,
             consent=consent,
         )

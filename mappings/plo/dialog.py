@@ -59,6 +59,8 @@ def readable_text(notice: NeedNotice) -> etree._Element:
     line("Behov", notice.need)
     line("Haster", "ja" if notice.urgent else "nei")
     line("Pårørende deltar", "ja" if notice.next_of_kin_involved else "nei")
+    if notice.existing_coordinator:
+        line("Har allerede koordinator fra kommunen", "ja (en familie har én koordinator)")
     if notice.interpreter_language:
         line("Trenger tolk, språk", notice.interpreter_language)
     if notice.consent:

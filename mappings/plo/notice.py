@@ -58,6 +58,7 @@ def notice_to_msghead(
             need=notice.need,
             urgent=notice.urgent,
             next_of_kin_involved=notice.next_of_kin_involved,
+            existing_coordinator=notice.existing_coordinator,
             interpreter_language=notice.interpreter_language,
             contact_=sender.contact,
             department=None if in_msghead else department,

@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from gateway.demo.samples import make_notice
-from gateway.domain.model import NeedNotice
+from gateway.domain.model import NeedNotice, NoticeKind
 from gateway.pipeline import consents
 from gateway.runtime import Runtime
 from mappings.fhir import systems as sy
@@ -167,3 +167,37 @@ async def test_search_errors_never_repeat_the_id(client: httpx.AsyncClient) -> N
     r = await client.get("/fhir/Consent", params={"patient": f"{FNR}|12345678901"})
     assert r.status_code == 400
     assert "12345678901" not in r.text
+
+
+async def test_a_family_has_one_coordinator(client: httpx.AsyncClient) -> None:
+    """A second notice asking the same kommune for a (barne)koordinator for the same child is
+    delivered with the flag set; one to another kommune, or for another child, is not."""
+    first = make_notice(random.Random(8), "1506")
+    first = first.model_copy(update={"requested": (NoticeKind.BARNEKOORDINATOR,)})
+    r = await post(client, orjson.dumps(notice_to_bundle(first)))
+    first_id = r.json()["id"]
+    await wait_status(client, first_id, {"DELIVERED"})
+    assert (await client.post(f"/ke/1506/inbox/{first_id}/ack")).status_code == 200
+
+    again = first.model_copy(update={"sender_message_id": "again-1"})
+    r = await post(client, orjson.dumps(notice_to_bundle(again)))
+    view = await wait_status(client, r.json()["id"], {"DELIVERED"})
+    assert any("already has a coordinator" in (e["detail"] or "") for e in view["events"])
+    fetched = (await client.get(f"/ke/1506/inbox/{r.json()['id']}")).json()
+    extensions = [
+        e
+        for entry in fetched["entry"]
+        if entry["resource"]["resourceType"] == "CarePlan"
+        for e in entry["resource"]["extension"]
+    ]
+    assert {"url": sy.EXISTING_COORDINATOR_EXTENSION, "valueBoolean": True} in extensions
+
+    elsewhere = again.model_copy(
+        update={
+            "sender_message_id": "again-2",
+            "patient": again.patient.model_copy(update={"kommune_nr": "1508"}),
+        }
+    )
+    r = await post(client, orjson.dumps(notice_to_bundle(elsewhere)))
+    view = await wait_status(client, r.json()["id"], {"DELIVERED"})
+    assert not any("already has a coordinator" in (e["detail"] or "") for e in view["events"])

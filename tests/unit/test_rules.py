@@ -24,6 +24,7 @@ from gateway.domain.model import (
     PersonName,
 )
 from gateway.domain.receipt import Receipt, ReceiptError, ReceiptStatus, Refused
+from gateway.population import PopulationRegisterError, load_file_register
 from gateway.routing import HeldForOperator, Routed, route
 from mappings.codes.kommune_register import kommune_register
 from tests.standards import standards_dir
@@ -333,3 +334,35 @@ def test_refused_message_lists_every_error() -> None:
     assert "E30" in text
     assert "E32: name missing" in text
     assert ReceiptError(code="E30").text in text  # no detail: the code list's text
+
+
+# --- population register ---------------------------------------------------------------------
+
+
+def test_kommune_from_the_population_register_on_the_day_sent(
+    directory: Directory, tmp_path: Any
+) -> None:
+    n = with_patient(notice(12), kommune_nr=None)
+    path = tmp_path / "folkeregister.json"
+    moves = [{"kommune": "5001", "from": "2020-01-01"}, {"kommune": "1506", "from": "2099-01-01"}]
+    path.write_text(json.dumps({"persons": {n.patient.person_id: moves}}), encoding="utf-8")
+    register = load_file_register(path)
+    decision = route(n, directory, REGISTER, TODAY, register)
+    assert isinstance(decision, Routed)
+    assert decision.unit.kommune_nr == "5001"  # sent before the move of 2099
+    assert decision.mapped is not None
+    assert "population register" in decision.mapped
+    # a person the register does not know: E36, and the detail never holds the id
+    other = with_patient(notice(13), kommune_nr=None)
+    with pytest.raises(Refused) as info:
+        route(other, directory, REGISTER, TODAY, register)
+    assert [e.code for e in info.value.errors] == ["E36"]
+    assert other.patient.person_id not in str(info.value)
+
+
+def test_unreadable_population_register_names_no_entry(tmp_path: Any) -> None:
+    path = tmp_path / "folkeregister.json"
+    path.write_text('{"persons": {"15838512086": [{"kommune": "15x6", "from": "2020-01-01"}]}}')
+    with pytest.raises(PopulationRegisterError) as info:
+        load_file_register(path)
+    assert "15838512086" not in str(info.value)
