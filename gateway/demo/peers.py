@@ -4,6 +4,7 @@ that poll their inbox and acknowledge. Used by ``ipgw demo`` and the benchmarks.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import random
 import uuid
@@ -13,8 +14,10 @@ import httpx
 import orjson
 
 from gateway.demo.samples import make_notice
+from gateway.domain.identifiers import PersonIdKind
 from gateway.domain.model import Organisation
-from mappings.fhir.notice import notice_to_bundle
+from mappings.fhir import systems as sy
+from mappings.fhir.notice import notice_to_bundle, patient_identifier
 from mappings.plo.msghead import Party, to_bytes
 from mappings.plo.notice import notice_to_msghead
 
@@ -24,6 +27,8 @@ FHIR_JSON = {"content-type": "application/fhir+json"}
 XML = {"content-type": "application/xml"}
 #: the share of notices the simulated hospital sends as KITH XML (MsgHead) instead of FHIR
 XML_SHARE = 0.3
+#: the share of notices sent without consent whose consent the hospital sends a bit later
+CONSENT_LATER_SHARE = 0.6
 #: how the simulated hospital addresses the gateway in MsgHead/Receiver
 GATEWAY = Party(Organisation(name="ip-gateway", her_id=99999999))
 
@@ -77,6 +82,7 @@ async def hospital(
 ) -> None:
     """Post notices at ``rate`` per second until cancelled."""
     rng = random.Random(seed)  # noqa: S311 - test data, not secrets
+    pending: set[asyncio.Task[None]] = set()
     async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
         while True:
             roll = rng.random()
@@ -102,9 +108,43 @@ async def hospital(
                     r = await client.post("/fhir/$process-message", content=body, headers=FHIR_JSON)
                 outcome = "accepted" if r.status_code == 202 else f"refused {r.status_code}"
                 sent[f"{'XML' if as_xml else 'FHIR'} {outcome}"] += 1
+                if flaw == "no-consent" and not as_xml and rng.random() < CONSENT_LATER_SHARE:
+                    # the patient signs a few seconds later: the held notice is released
+                    person_id = patient_identifier(orjson.loads(body))
+                    if person_id:
+                        pending.add(
+                            asyncio.create_task(
+                                _consent_later(client, person_id, rng.uniform(3, 8), sent)
+                            )
+                        )
+                        pending = {t for t in pending if not t.done()}
             except httpx.HTTPError as e:
                 sent[f"error {type(e).__name__}"] += 1
             await asyncio.sleep(1 / rate)
+
+
+async def _consent_later(
+    client: httpx.AsyncClient, person_id: str, delay: float, sent: Counter[str]
+) -> None:
+    await asyncio.sleep(delay)
+    consent = {
+        "resourceType": "Consent",
+        "id": f"demo-{uuid.uuid4()}",
+        "status": "active",
+        "scope": {"coding": [{"system": sy.CONSENT_SCOPE_SYSTEM, "code": "patient-privacy"}]},
+        "category": [{"coding": [{"system": sy.LOINC, "code": "59284-0"}]}],
+        "patient": {
+            "identifier": {"system": sy.PERSON_ID_SYSTEMS[PersonIdKind.FNR], "value": person_id}
+        },
+        "dateTime": dt.date.today().isoformat(),
+        "policyRule": {"coding": [{"system": sy.ACT_CODE_SYSTEM, "code": "OPTIN"}]},
+        "provision": {"purpose": [{"system": sy.CONSENT_PURPOSE_SYSTEM, "code": "need-notice"}]},
+    }
+    try:
+        r = await client.post("/fhir/Consent", content=orjson.dumps(consent), headers=FHIR_JSON)
+        sent["consent sent later" if r.status_code == 201 else f"consent {r.status_code}"] += 1
+    except httpx.HTTPError as e:
+        sent[f"error {type(e).__name__}"] += 1
 
 
 async def coordinating_unit(
