@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from sqlalchemy import Connection, inspect
 from sqlalchemy.exc import IntegrityError
 
+from gateway.domain.consent import ConsentPurpose, ConsentRecord
+from gateway.domain.model import ConsentGiver
 from gateway.domain.status import IllegalTransition, MessageStatus, Stage
 from gateway.store import repository as repo
 from gateway.store.database import Database
+from gateway.store.tables import metadata
 
 pytestmark = pytest.mark.integration
 
@@ -128,3 +135,37 @@ async def test_outbox_keeps_order_until_deleted(db: Database) -> None:
     assert pending[0][1].headers == [("h", "x")]
     await db.write(repo.delete_outbox, [i for i, _ in pending[:3]])
     assert await db.read(repo.outbox_depth) == 2
+
+
+async def test_migrations_match_the_table_definitions(db: Database) -> None:
+    """What alembic builds is what tables.py declares (a forgotten migration fails here)."""
+
+    def diff(conn: Connection) -> list[Any]:
+        return list(compare_metadata(MigrationContext.configure(conn), metadata))
+
+    assert await db.read(diff) == []
+
+
+async def test_consents_are_filed_by_pseudonym_and_replaced_by_id(db: Database) -> None:
+    at = dt.datetime(2026, 11, 23, tzinfo=dt.UTC)
+    given = ConsentRecord(
+        id="c1",
+        purposes=(ConsentPurpose.PLAN,),
+        given_by=ConsentGiver.PERSON,
+        given_on=dt.date(2026, 11, 1),
+        recorded_at=at,
+    )
+    withdrawn = given.model_copy(update={"withdrawn_at": at, "recorded_at": at})
+
+    def file(conn: Connection) -> list[bool]:
+        return [
+            repo.save_consent(conn, "p-1", given, "test"),
+            repo.save_consent(conn, "p-1", given, "test"),  # the same again: no change
+            repo.save_consent(conn, "p-2", given, "test"),  # another person, same id
+            repo.save_consent(conn, "p-1", withdrawn, "test"),
+        ]
+
+    assert await db.write(file) == [True, False, True, True]
+    assert await db.read(repo.consents_for, "p-1") == [withdrawn]
+    assert await db.read(repo.consents_for, "p-2") == [given]
+    assert await db.read(repo.consents_for, "p-3") == []
