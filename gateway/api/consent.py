@@ -16,12 +16,12 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import Connection
 
-from gateway.api.deps import BodyTooLarge, caller, read_body, runtime
+from gateway.api.deps import Turned, runtime, take_body
 from gateway.api.problems import FHIR_JSON, Problem, operation_outcome, receipt_issues
 from gateway.domain.consent import ConsentRecord
 from gateway.domain.identifiers import InvalidIdentifier, PersonIdKind, parse_person_id
 from gateway.domain.model import MessageKind
-from gateway.domain.receipt import ReceiptError, Refused
+from gateway.domain.receipt import Receipt, ReceiptError, Refused
 from gateway.pipeline import consents
 from gateway.pipeline.ingest import store_refused
 from gateway.runtime import Runtime
@@ -47,16 +47,10 @@ async def post_consent(request: Request) -> JSONResponse:
     """``X-Messages-Moved``: how many of the person's waiting messages the consent moved on
     (released, or stopped by a refusal or withdrawal)."""
     rt = runtime(request)
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    who = caller(request)
-    try:
-        body = await read_body(request, rt.settings.max_body_bytes)
-    except BodyTooLarge as e:
-        error = ReceiptError(code="T99", detail=f"body exceeds {rt.settings.max_body_bytes} bytes")
-        return await _refused(rt, e.head, content_type, who, 413, (error,))
-    if content_type not in _JSON_TYPES:
-        error = ReceiptError(code="T10", detail=f"content type must be {' or '.join(_JSON_TYPES)}")
-        return await _refused(rt, body, content_type, who, 415, (error,))
+    got = await take_body(request, rt, _JSON_TYPES, kind=MessageKind.CONSENT)
+    if isinstance(got, Turned):
+        return _outcome(got.status, got.receipt)
+    body, content_type, who = got.body, got.content_type, got.caller
     try:
         resource = orjson.loads(body)
         person_id, record = read_consent(
@@ -88,9 +82,16 @@ async def _refused(
     errors: tuple[ReceiptError, ...],
 ) -> JSONResponse:
     receipt = await store_refused(rt, body, content_type, who, errors, kind=MessageKind.CONSENT)
+    return _outcome(status, receipt)
+
+
+def _outcome(status: int, receipt: Receipt) -> JSONResponse:
     message_id = str(receipt.gateway_message_id)
     return operation_outcome(
-        status, receipt_issues(errors), resource_id=message_id, headers={"X-Message-Id": message_id}
+        status,
+        receipt_issues(receipt.errors),
+        resource_id=message_id,
+        headers={"X-Message-Id": message_id},
     )
 
 

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 from fastapi import Request
 
 from gateway.api.problems import Problem
+from gateway.domain.model import MessageKind
+from gateway.domain.receipt import Receipt, ReceiptError
+from gateway.pipeline.ingest import store_refused
 from gateway.runtime import Runtime
 
 #: what is kept of an oversized body, as evidence for the operator
@@ -44,3 +50,40 @@ def caller(request: Request) -> str:
     """Who sent the request, for the timeline (authentication will name the client)."""
     host = request.client.host if request.client else "unknown"
     return f"http:{host}"
+
+
+@dataclass(frozen=True)
+class Turned:
+    """A body not taken (too large: 413 T99; not a type the endpoint reads: 415 T10), kept as a
+    REJECTED message with ``receipt``."""
+
+    status: int
+    receipt: Receipt
+
+
+@dataclass(frozen=True)
+class Incoming:
+    body: bytes
+    content_type: str
+    caller: str
+
+
+async def take_body(
+    request: Request,
+    rt: Runtime,
+    types: Sequence[str],
+    *,
+    kind: MessageKind = MessageKind.NEED_NOTICE,
+) -> Incoming | Turned:
+    """The body of a message an endpoint reads, or what was kept of one it cannot take."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    who = caller(request)
+    try:
+        body = await read_body(request, rt.settings.max_body_bytes)
+    except BodyTooLarge as e:
+        error = ReceiptError(code="T99", detail=f"body exceeds {rt.settings.max_body_bytes} bytes")
+        return Turned(413, await store_refused(rt, e.head, content_type, who, (error,), kind=kind))
+    if content_type not in types:
+        error = ReceiptError(code="T10", detail=f"content type must be {' or '.join(types)}")
+        return Turned(415, await store_refused(rt, body, content_type, who, (error,), kind=kind))
+    return Incoming(body, content_type, who)

@@ -5,10 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from gateway.api.deps import BodyTooLarge, caller, read_body, runtime
+from gateway.api.deps import Turned, runtime, take_body
 from gateway.api.problems import operation_outcome, receipt_issues
-from gateway.domain.receipt import ReceiptError
-from gateway.pipeline.ingest import IngestRefused, accept_fhir, store_refused
+from gateway.pipeline.ingest import IngestRefused, accept_fhir
 
 router = APIRouter(prefix="/fhir", tags=["FHIR"])
 
@@ -34,28 +33,13 @@ async def process_message(request: Request) -> JSONResponse:
     returns the first message's id and does not process it twice.
     """
     rt = runtime(request)
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    who = caller(request)
+    got = await take_body(request, rt, _JSON_TYPES)
+    if isinstance(got, Turned):
+        issue = {413: "too-costly", 415: "not-supported"}[got.status]
+        issues = [("error", issue, f"{e.code} {e.detail}") for e in got.receipt.errors]
+        return _refused(got.status, str(got.receipt.gateway_message_id), issues)
     try:
-        body = await read_body(request, rt.settings.max_body_bytes)
-    except BodyTooLarge as e:
-        detail = f"body exceeds {rt.settings.max_body_bytes} bytes"
-        receipt = await store_refused(
-            rt, e.head, content_type, who, (ReceiptError(code="T99", detail=detail),)
-        )
-        return _refused(
-            413, str(receipt.gateway_message_id), [("error", "too-costly", f"T99 {detail}")]
-        )
-    if content_type not in _JSON_TYPES:
-        detail = f"content type must be one of {', '.join(_JSON_TYPES)}"
-        receipt = await store_refused(
-            rt, body, content_type, who, (ReceiptError(code="T10", detail=detail),)
-        )
-        return _refused(
-            415, str(receipt.gateway_message_id), [("error", "not-supported", f"T10 {detail}")]
-        )
-    try:
-        accepted = await accept_fhir(rt, body, content_type, who)
+        accepted = await accept_fhir(rt, got.body, got.content_type, got.caller)
     except IngestRefused as e:
         return _refused(400, e.message_id, receipt_issues(e.errors))
     note = (

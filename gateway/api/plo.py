@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from gateway.api.deps import BodyTooLarge, caller, read_body, runtime
-from gateway.domain.receipt import Receipt, ReceiptError
-from gateway.pipeline.ingest import IngestRefused, accept_plo, store_refused
+from gateway.api.deps import Turned, runtime, take_body
+from gateway.domain.receipt import Receipt
+from gateway.pipeline.ingest import IngestRefused, accept_plo
 from gateway.pipeline.receipts import XML_TYPES
 from mappings.plo.apprec import receipt_to_apprec
 
@@ -38,21 +38,11 @@ async def post_plo(request: Request) -> Response:
     twice: the answer names the first message's id.
     """
     rt = runtime(request)
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    who = caller(request)
+    got = await take_body(request, rt, sorted(XML_TYPES))
+    if isinstance(got, Turned):
+        return _apprec(got.status, got.receipt)
     try:
-        body = await read_body(request, rt.settings.max_body_bytes)
-    except BodyTooLarge as e:
-        detail = f"body exceeds {rt.settings.max_body_bytes} bytes"
-        error = ReceiptError(code="T99", detail=detail)
-        return _apprec(413, await store_refused(rt, e.head, content_type, who, (error,)))
-    if content_type not in XML_TYPES:
-        error = ReceiptError(
-            code="T10", detail=f"content type must be {' or '.join(sorted(XML_TYPES))}"
-        )
-        return _apprec(415, await store_refused(rt, body, content_type, who, (error,)))
-    try:
-        accepted = await accept_plo(rt, body, content_type, who)
+        accepted = await accept_plo(rt, got.body, got.content_type, got.caller)
     except IngestRefused as e:
         return _apprec(400, e.receipt)
     headers = _headers(accepted.message_id)

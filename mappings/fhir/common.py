@@ -12,7 +12,7 @@ from collections.abc import Collection, Iterator, Mapping
 from typing import Any
 
 from fhir.resources.R4B.bundle import Bundle
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from gateway.domain.identifiers import InvalidIdentifier, PersonIdKind, parse_person_id
 from gateway.domain.model import (
@@ -141,19 +141,24 @@ def consent_resource(
 
 
 def check_structure(bundle: Json) -> None:
-    """R4 JSON first (fhir.resources coerces what R4 refuses), then the R4 models."""
+    """A message Bundle, checked as :func:`check_resource` checks any resource."""
     if bundle.get("resourceType") != "Bundle" or bundle.get("type") != "message":
         raise Refused.one("T02", "body must be a FHIR Bundle of type message")
-    problems = r4_json_problems(bundle)
+    check_resource(bundle, Bundle)
+
+
+def check_resource(resource: Json, model: type[BaseModel]) -> None:
+    """R4 JSON first (fhir.resources coerces what R4 refuses), then the R4 model."""
+    problems = r4_json_problems(resource)
     if problems:
         raise Refused(*(t02(problem) for problem in problems))
     try:
-        Bundle.model_validate(bundle)
+        model.model_validate(resource)
     except ValidationError as e:
         raise Refused(*(t02(where(err)) for err in e.errors(include_input=False)[:10])) from None
     except (KeyError, TypeError, ValueError, AttributeError):
         # fhir.resources' own validators can fail with these on shapes R4 JSON allows
-        raise Refused.one("T02", "Bundle holds a malformed resource") from None
+        raise Refused.one("T02", f"{model.__name__} holds a malformed element") from None
 
 
 def where(err: Mapping[str, Any]) -> str:

@@ -26,8 +26,14 @@ from gateway.domain.identifiers import InvalidIdentifier, PersonIdKind, parse_pe
 from gateway.domain.model import LOCAL_ID_REASON, ConsentGiver
 from gateway.domain.receipt import ReceiptError, Refused
 from mappings.fhir import systems as sy
-from mappings.fhir.common import GIVER_ROLE, concept, extension_values, t02, where
-from mappings.fhir.r4json import r4_json_problems
+from mappings.fhir.common import (
+    GIVER_ROLE,
+    check_resource,
+    concept,
+    extension_values,
+    t02,
+    where,
+)
 
 Json = dict[str, Any]
 
@@ -40,15 +46,7 @@ def read_consent(
     """(person id, record) from a Consent; Refused (T02, E30, E31, ...) with what to fix."""
     if not isinstance(resource, dict) or resource.get("resourceType") != "Consent":
         raise Refused.one("T02", "body must be a FHIR Consent")
-    problems = r4_json_problems(resource)
-    if problems:
-        raise Refused(*(t02(p) for p in problems))
-    try:
-        Consent.model_validate(resource)
-    except ValidationError as e:
-        raise Refused(*(t02(where(err)) for err in e.errors(include_input=False)[:10])) from None
-    except (KeyError, TypeError, ValueError, AttributeError):
-        raise Refused.one("T02", "Consent is malformed") from None
+    check_resource(resource, Consent)
 
     person_id = _person(resource, allow_synthetic_ids)
     consent_id = resource.get("id") or next(
