@@ -15,7 +15,24 @@ from typing import Any
 from jsonschema import Draft6Validator
 from jsonschema.exceptions import best_match
 
+from gateway.domain.identifiers import PersonIdKind
+
 ROOT = Path(__file__).resolve().parents[1]
+
+# FHIR identifier systems and code list 9034 as ../shared/standards/README.md lists them:
+# written here from the standard, never taken from the mappings under test
+FNR_SYSTEM = "urn:oid:2.16.578.1.12.4.1.4.1"
+DNR_SYSTEM = "urn:oid:2.16.578.1.12.4.1.4.2"
+FHN_SYSTEM = "urn:oid:2.16.578.1.12.4.1.4.3"
+HPR_SYSTEM = "urn:oid:2.16.578.1.12.4.1.4.4"
+ORGNR_SYSTEM = "urn:oid:2.16.578.1.12.4.1.4.101"
+HER_SYSTEM = "urn:oid:2.16.578.1.12.4.1.2"
+ROLE_9034 = "urn:oid:2.16.578.1.12.4.1.1.9034"
+PERSON_ID_SYSTEM = {
+    PersonIdKind.FNR: FNR_SYSTEM,
+    PersonIdKind.DNR: DNR_SYSTEM,
+    PersonIdKind.FHN: FHN_SYSTEM,
+}
 
 
 def standards_dir() -> Path:

@@ -87,3 +87,14 @@ async def take_body(
         error = ReceiptError(code="T10", detail=f"content type must be {' or '.join(types)}")
         return Turned(415, await store_refused(rt, body, content_type, who, (error,), kind=kind))
     return Incoming(body, content_type, who)
+
+
+def wants_xml(accept: str) -> bool:
+    """XML when the client names an XML type before (or without) a JSON one."""
+    types = [part.split(";")[0].strip().lower() for part in accept.split(",")]
+    for media in types:
+        if media in ("application/xml", "text/xml"):
+            return True
+        if media in ("application/json", "application/fhir+json"):
+            return False
+    return False

@@ -10,17 +10,16 @@ from fastapi import APIRouter, Body, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import Connection
 
-from gateway.api.deps import runtime
+from gateway.api.deps import runtime, wants_xml
 from gateway.api.problems import FHIR_JSON, Problem
-from gateway.api.receipts import _wants_xml
 from gateway.domain.model import NeedNotice, Organisation
 from gateway.domain.receipt import ERROR_TEXTS, ReceiptError
 from gateway.pipeline.acknowledge import NotInInbox, acknowledge
 from gateway.runtime import Runtime
 from gateway.store import repository as repo
 from mappings.fhir.notice import notice_to_bundle
-from mappings.plo.msghead import Party, to_bytes
-from mappings.plo.notice import HER_ENDPOINT, notice_to_msghead
+from mappings.plo.msghead import Party, default_endpoint, to_bytes
+from mappings.plo.notice import notice_to_msghead
 
 router = APIRouter(prefix="/ke/{kommunenr}", tags=["KE inbox"])
 
@@ -107,7 +106,7 @@ async def inbox_item(request: Request, kommunenr: KommuneParam, message_id: str)
     if message is None or message.canonical is None:
         raise Problem(404, "not-in-inbox", "No such message in this inbox")
     notice = NeedNotice.model_validate_json(message.canonical)
-    if _wants_xml(request.headers.get("accept", "")):
+    if wants_xml(request.headers.get("accept", "")):
         unit = rt.directory.unit_for(kommunenr)
         assert unit is not None
         receiver = Party(Organisation(name=unit.name, her_id=unit.her_id))
@@ -115,7 +114,8 @@ async def inbox_item(request: Request, kommunenr: KommuneParam, message_id: str)
         return Response(to_bytes(root), media_type=XML)
     unit = rt.directory.unit_for(kommunenr)
     assert unit is not None
-    bundle = notice_to_bundle(notice, destination=f"{HER_ENDPOINT}:{unit.her_id}")
+    ke = Organisation(name=unit.name, her_id=unit.her_id)
+    bundle = notice_to_bundle(notice, destination=default_endpoint(ke, None))
     return Response(orjson.dumps(bundle), media_type=FHIR_JSON)
 
 

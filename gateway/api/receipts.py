@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import Connection
 
-from gateway.api.deps import runtime
+from gateway.api.deps import runtime, wants_xml
 from gateway.api.problems import Problem
 from gateway.domain.receipt import Receipt
 from gateway.store import repository as repo
@@ -35,7 +35,7 @@ async def receipt(request: Request, message_id: str, version: str = "1.1") -> Re
     rt = runtime(request)
     found, message = await rt.db.read(_receipt_or_message, message_id)
     if found is not None:
-        if _wants_xml(request.headers.get("accept", "")):
+        if wants_xml(request.headers.get("accept", "")):
             if version not in ("1.0", "1.1"):
                 raise Problem(422, "unknown-apprec-version", "AppRec version is 1.0 or 1.1")
             return Response(
@@ -52,17 +52,6 @@ async def receipt(request: Request, message_id: str, version: str = "1.1") -> Re
         f"the message is {message.status}",
         messageStatus=message.status.value,
     )
-
-
-def _wants_xml(accept: str) -> bool:
-    """XML when the client names an XML type before (or without) a JSON one."""
-    types = [part.split(";")[0].strip().lower() for part in accept.split(",")]
-    for media in types:
-        if media in ("application/xml", "text/xml"):
-            return True
-        if media in ("application/json", "application/fhir+json"):
-            return False
-    return False
 
 
 def _receipt_or_message(

@@ -147,6 +147,19 @@ def check_structure(bundle: Json) -> None:
     check_resource(bundle, Bundle)
 
 
+def open_message(bundle: Json, event_code: str) -> Message:
+    """A message Bundle of the event ``event_code``, checked, its entries addressable; T10 for
+    a message of another event."""
+    check_structure(bundle)
+    msg = Message(bundle)
+    event = msg.header.get("eventCoding") or {}
+    if event.get("system") != sy.MESSAGE_EVENT_SYSTEM or event.get("code") != event_code:
+        raise Refused.one(
+            "T10", f"MessageHeader.eventCoding must be {sy.MESSAGE_EVENT_SYSTEM}|{event_code}"
+        )
+    return msg
+
+
 def check_resource(resource: Json, model: type[BaseModel]) -> None:
     """R4 JSON first (fhir.resources coerces what R4 refuses), then the R4 model."""
     problems = r4_json_problems(resource)

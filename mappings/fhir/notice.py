@@ -33,11 +33,11 @@ from mappings.fhir import systems as sy
 from mappings.fhir.common import (
     Json,
     Message,
-    check_structure,
     concept,
     consent_giver_resource,
     consent_resource,
     extensions,
+    open_message,
     organization_resource,
     patient_resource,
     practitioner_resource,
@@ -163,14 +163,8 @@ def notice_to_bundle(notice: NeedNotice, *, destination: str | None = None) -> J
 
 def bundle_to_notice(bundle: Json, *, allow_synthetic_ids: bool) -> NeedNotice:
     """Read a need-for-IP notice; every problem the sender can fix becomes a receipt error."""
-    check_structure(bundle)
-    msg = Message(bundle)
+    msg = open_message(bundle, EVENT_NEED_NOTICE)
     header = msg.header
-    event = header.get("eventCoding") or {}
-    if event.get("system") != sy.MESSAGE_EVENT_SYSTEM or event.get("code") != EVENT_NEED_NOTICE:
-        raise Refused.one(
-            "T10", f"MessageHeader.eventCoding must be {sy.MESSAGE_EVENT_SYSTEM}|need-notice"
-        )
 
     careplan = msg.focus("CarePlan")
     errors: list[ReceiptError] = []

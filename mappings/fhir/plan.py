@@ -54,11 +54,11 @@ from mappings.fhir import systems as sy
 from mappings.fhir.common import (
     Json,
     Message,
-    check_structure,
     concept,
     consent_giver_resource,
     consent_resource,
     extension_values,
+    open_message,
     organisation_fields,
     organization_resource,
     patient_resource,
@@ -389,14 +389,8 @@ def bundle_to_transfer(bundle: Json, *, allow_synthetic_ids: bool) -> PlanTransf
 
     Error details name FHIR paths and rules, never values: they reach receipts and logs.
     """
-    check_structure(bundle)
-    msg = Message(bundle)
+    msg = open_message(bundle, EVENT_PLAN_TRANSFER)
     header = msg.header
-    event = header.get("eventCoding") or {}
-    if event.get("system") != sy.MESSAGE_EVENT_SYSTEM or event.get("code") != EVENT_PLAN_TRANSFER:
-        raise Refused.one(
-            "T10", f"MessageHeader.eventCoding must be {sy.MESSAGE_EVENT_SYSTEM}|plan-transfer"
-        )
 
     careplan = msg.focus("CarePlan")
     errors: list[ReceiptError] = []

@@ -23,8 +23,16 @@ from lxml import etree
 from pydantic import ValidationError
 
 from gateway.domain.identifiers import InvalidIdentifier, PersonIdKind, parse_person_id
-from gateway.domain.model import LOCAL_ID_REASON, Organisation, Patient, PersonName
+from gateway.domain.model import (
+    LOCAL_ID_REASON,
+    Contact,
+    Organisation,
+    Patient,
+    PersonName,
+    Sender,
+)
 from gateway.domain.receipt import ReceiptError, Refused
+from mappings.fhir.systems import HER_SYSTEM
 from mappings.plo import namespaces as ns
 from mappings.plo.xmlsafe import text_of
 
@@ -394,3 +402,82 @@ def _read_conversation(element: etree._Element | None) -> ConversationRef | None
     if not parent or not conversation:
         raise Refused.one("T02", "ConversationRef needs RefToParent and RefToConversation")
     return ConversationRef(parent, conversation)
+
+
+# --------------------------------------------------------------------------- the sender
+# A canonical sender (trust, department, contact) and the sender's own message id and
+# endpoint do not all fit in MsgHead: what does not travels in our content beside it.
+
+
+@dataclass(frozen=True)
+class SenderParts:
+    """How a canonical sender is written: ``party`` in MsgHead, the rest (None when MsgHead
+    already says it) in our content."""
+
+    party: Party
+    sender_message_id: str | None
+    source_endpoint: str | None
+    department: Organisation | None
+    contact: Contact | None
+
+
+def split_sender(
+    sender: Sender, *, sender_message_id: str, source_endpoint: str, msg_id: str
+) -> SenderParts:
+    department = sender.department
+    in_msghead = department is not None and has_ident(department)
+    default = default_endpoint(sender.organisation, department)
+    return SenderParts(
+        party=Party(sender.organisation, department if in_msghead else None),
+        sender_message_id=None if sender_message_id == msg_id else sender_message_id,
+        source_endpoint=None if source_endpoint == default else source_endpoint,
+        department=None if in_msghead else department,
+        contact=sender.contact,
+    )
+
+
+def join_sender(
+    envelope: Envelope,
+    *,
+    sender_message_id: str | None,
+    source_endpoint: str | None,
+    department: Organisation | None,
+    contact: Contact | None,
+) -> tuple[Sender, str, str]:
+    """(sender, its endpoint, its message id) from MsgHead and what our content added."""
+    organisation = envelope.sender.organisation
+    department = envelope.sender.department or department
+    endpoint = source_endpoint or default_endpoint(organisation, department)
+    if endpoint is None:
+        raise Refused.one("E20", "the sender has no HER-id to answer to")
+    sender = Sender(organisation=organisation, department=department, contact=contact)
+    return sender, endpoint, sender_message_id or envelope.msg_id
+
+
+def default_endpoint(organisation: Organisation, department: Organisation | None) -> str | None:
+    """Where a MsgHead sender is reached: its most specific HER-id (Adresseregisteret)."""
+    for unit in (department, organisation):
+        if unit is not None and unit.her_id is not None:
+            return f"{HER_SYSTEM}:{unit.her_id}"
+    return None
+
+
+def open_message(
+    root: etree._Element,
+    msg_type: str,
+    content_tag: str,
+    missing: str,
+    *,
+    allow_synthetic_ids: bool,
+) -> tuple[Envelope, etree._Element, Patient]:
+    """The envelope, the document our content is in and the patient of a MsgHead of
+    ``msg_type``; T10 for another type or without the content, E30 without a patient."""
+    envelope = read_envelope(root, allow_synthetic_ids=allow_synthetic_ids)
+    if envelope.msg_type != msg_type:
+        raise Refused.one("T10", f"message type {envelope.msg_type} is not handled here")
+    content = next((d.content for d in documents(root) if d.content.tag == content_tag), None)
+    if content is None:
+        raise Refused.one("T10", missing)
+    if envelope.patient is None:
+        raise Refused.one("E30", "MsgHead has no Patient")
+    return envelope, content, envelope.patient

@@ -18,11 +18,11 @@ from gateway.runtime import Runtime
 from mappings.fhir import systems as sy
 from mappings.fhir.notice import notice_to_bundle
 from tests.integration.test_pipeline import post, wait_status
+from tests.standards import FNR_SYSTEM as FNR
 
 pytestmark = pytest.mark.integration
 
 FHIR = {"content-type": "application/fhir+json"}
-FNR = "urn:oid:2.16.578.1.12.4.1.4.1"
 PURPOSES = "https://ipgw.example/fhir/CodeSystem/consent-purpose"
 
 

@@ -33,7 +33,17 @@ from gateway.domain.model import (
 )
 from gateway.domain.receipt import Refused
 from mappings.fhir.notice import bundle_to_notice, notice_to_bundle, patient_identifier
-from tests.standards import r4_schema_validator, schema_problems
+from tests.standards import (
+    DNR_SYSTEM,
+    FHN_SYSTEM,
+    FNR_SYSTEM,
+    HER_SYSTEM,
+    HPR_SYSTEM,
+    ORGNR_SYSTEM,
+    PERSON_ID_SYSTEM,
+    r4_schema_validator,
+    schema_problems,
+)
 from tests.strategies import (
     json_values,
     mutated,
@@ -43,18 +53,6 @@ from tests.strategies import (
 
 Json = dict[str, Any]
 
-# identifier systems as ../shared/standards/README.md ("FHIR ... identifier systems") lists them
-FNR_SYSTEM = "urn:oid:2.16.578.1.12.4.1.4.1"
-DNR_SYSTEM = "urn:oid:2.16.578.1.12.4.1.4.2"
-FHN_SYSTEM = "urn:oid:2.16.578.1.12.4.1.4.3"
-HPR_SYSTEM = "urn:oid:2.16.578.1.12.4.1.4.4"
-ORGNR_SYSTEM = "urn:oid:2.16.578.1.12.4.1.4.101"
-HER_SYSTEM = "urn:oid:2.16.578.1.12.4.1.2"
-PERSON_ID_SYSTEM = {
-    PersonIdKind.FNR: FNR_SYSTEM,
-    PersonIdKind.DNR: DNR_SYSTEM,
-    PersonIdKind.FHN: FHN_SYSTEM,
-}
 
 PROPERTY = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -48,24 +48,19 @@ from mappings.fhir.notice import bundle_to_notice
 from mappings.fhir.plan import bundle_to_transfer, transfer_to_bundle
 from mappings.fhir.r4json import r4_json_problems
 from tests.plan_strategies import plan_transfers
-from tests.standards import r4_schema_validator, schema_problems
+from tests.standards import (
+    HER_SYSTEM,
+    HPR_SYSTEM,
+    ORGNR_SYSTEM,
+    PERSON_ID_SYSTEM,
+    ROLE_9034,
+    r4_schema_validator,
+    schema_problems,
+)
 from tests.strategies import mutated, patients
 
 Json = dict[str, Any]
 
-# ../shared/standards/README.md: FHIR identifier systems and code list 9034
-FNR_SYSTEM = "urn:oid:2.16.578.1.12.4.1.4.1"
-DNR_SYSTEM = "urn:oid:2.16.578.1.12.4.1.4.2"
-FHN_SYSTEM = "urn:oid:2.16.578.1.12.4.1.4.3"
-HPR_SYSTEM = "urn:oid:2.16.578.1.12.4.1.4.4"
-ORGNR_SYSTEM = "urn:oid:2.16.578.1.12.4.1.4.101"
-HER_SYSTEM = "urn:oid:2.16.578.1.12.4.1.2"
-ROLE_9034 = "urn:oid:2.16.578.1.12.4.1.1.9034"
-PERSON_ID_SYSTEM = {
-    PersonIdKind.FNR: FNR_SYSTEM,
-    PersonIdKind.DNR: DNR_SYSTEM,
-    PersonIdKind.FHN: FHN_SYSTEM,
-}
 # the project's own systems, as mappings/README.md publishes them
 OWN = "https://ipgw.example/fhir"
 EVENT_SYSTEM = f"{OWN}/CodeSystem/message-event"
