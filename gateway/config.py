@@ -10,6 +10,8 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from gateway.delivery_policy import Policy
+
 DEFAULT_DIRECTORY = Path(str(files("gateway") / "data" / "directory.toml"))
 
 
@@ -62,6 +64,29 @@ class Settings(BaseSettings):
     consent_check_interval_seconds: float = Field(default=300.0, gt=0)
     #: how the gateway names itself in receipts it issues
     gateway_name: str = "ip-gateway"
+    #: the gateway's own HER-id on Norsk Helsenett (sender of what ``nhn_msh`` posts, and
+    #: where recipients' AppRecs arrive); unset: the nhn_msh adapter refuses to deliver
+    gateway_her_id: int | None = Field(default=None, ge=1)
+
+    # -- delivery (gateway/delivery_policy.py has the rules these tune)
+    #: quick tries in process before a failing delivery goes to the first retry tier
+    delivery_quick_tries: int = Field(default=3, ge=1)
+    #: the longest pause between quick tries, seconds
+    delivery_quick_max_wait: float = Field(default=2.0, ge=0)
+    #: the delay of each retry tier (one Kafka topic each), seconds; after the last, DEAD
+    retry_tiers_seconds: list[float] = Field(default=[60.0, 600.0, 3600.0], min_length=1)
+    #: delivered but not acknowledged after this long: resent with the same message id
+    ack_timeout_seconds: float = Field(default=3600.0, gt=0)
+    #: resends of an unacknowledged message before it is DEAD
+    ack_resends: int = Field(default=3, ge=0)
+    #: how often delivered messages are checked for a missing acknowledgement, and adapters
+    #: that receive answers later (AppRecs) are polled
+    ack_check_interval_seconds: float = Field(default=5.0, gt=0)
+    #: concurrent deliveries to one endpoint (one KE's platform)
+    endpoint_concurrency: int = Field(default=4, ge=1)
+    #: consecutive failures that open an endpoint's circuit, and how long it stays open
+    circuit_failures: int = Field(default=5, ge=1)
+    circuit_open_seconds: float = Field(default=30.0, gt=0)
     log_level: str = "INFO"
 
     @cached_property
@@ -76,6 +101,16 @@ class Settings(BaseSettings):
             return self.xsd_dir
         beside = Path(__file__).resolve().parents[2] / "shared" / "standards" / "xsd"
         return beside if beside.is_dir() else None
+
+    @property
+    def delivery_policy(self) -> Policy:
+        return Policy(
+            quick_tries=self.delivery_quick_tries,
+            quick_max_wait=self.delivery_quick_max_wait,
+            tiers=tuple(self.retry_tiers_seconds),
+            ack_timeout=self.ack_timeout_seconds,
+            ack_resends=self.ack_resends,
+        )
 
     @property
     def embedded_broker(self) -> bool:
