@@ -30,6 +30,8 @@ class Cause(StrEnum):
     CIRCUIT_OPEN = "circuit-open"
     #: the answer could not be read (not the protocol we speak): nobody knows if it arrived
     UNREADABLE_ANSWER = "unreadable-answer"
+    #: the adapter itself failed unexpectedly (a bug): bounded retries, then DEAD
+    ADAPTER_ERROR = "adapter-error"
     #: HTTP 4xx other than the ones above: our request is wrong for this recipient
     CLIENT_ERROR = "client-error"
     #: 401/403 even with a fresh token: the gateway is not allowed in (a configuration fault)
@@ -48,6 +50,7 @@ RETRY: dict[Cause, bool] = {
     Cause.RECIPIENT_BUSY: True,
     Cause.CIRCUIT_OPEN: True,
     Cause.UNREADABLE_ANSWER: True,
+    Cause.ADAPTER_ERROR: True,
     Cause.CLIENT_ERROR: False,
     Cause.NOT_AUTHORISED: False,
     Cause.REFUSED: False,

@@ -65,7 +65,7 @@ def build_runtime(settings: Settings) -> Runtime:
         settings=settings,
         db=db,
         directory=directory,
-        topics=Topics.named(settings.topic_prefix),
+        topics=Topics.named(settings.topic_prefix, settings.retry_tiers_seconds),
         pseudonymize=Pseudonymizer(key),
         adapters=adapters,
     )

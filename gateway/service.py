@@ -12,9 +12,10 @@ from aiokafka import AIOKafkaProducer
 from gateway import directory_watch
 from gateway.broker import EmbeddedBroker
 from gateway.config import Settings
-from gateway.pipeline import consents, deliver, process, recovery
+from gateway.pipeline import ack_tracking, consents, process, recovery
+from gateway.pipeline.deliver import Deliverer
 from gateway.runtime import Runtime, build_runtime
-from gateway.transport import OutboxRelay, StageConsumer, ensure_topics, make_producer
+from gateway.transport import OutboxRelay, RetryTier, StageConsumer, ensure_topics, make_producer
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,8 @@ class Gateway:
     runtime: Runtime | None = None
     broker: EmbeddedBroker | None = None
     producer: AIOKafkaProducer | None = None
-    consumers: list[StageConsumer] = field(default_factory=list)
+    consumers: list[StageConsumer | RetryTier] = field(default_factory=list)
+    deliverer: Deliverer | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(self) -> Runtime:
@@ -48,12 +50,17 @@ class Gateway:
         await self.producer.start()
         rt.relay = OutboxRelay(rt.db, self.producer)
         group = f"{s.topic_prefix}-gateway"
+        deliverer = self.deliverer = Deliverer(rt)
         self.consumers = [
             StageConsumer(
                 "pipeline", rt.topics.ingress, process.handler(rt), s, bootstrap, group=group
             ),
             StageConsumer(
-                "deliver", rt.topics.deliver, deliver.handler(rt), s, bootstrap, group=group
+                "deliver", rt.topics.deliver, deliverer.handle, s, bootstrap, group=group
+            ),
+            *(
+                RetryTier(topic, deliverer.handle, s, bootstrap, group=group)
+                for topic in rt.topics.retry
             ),
         ]
         for c in self.consumers:
@@ -81,6 +88,9 @@ class Gateway:
             asyncio.create_task(
                 directory_watch.watch(rt, interval=s.directory_reload_seconds), name="directory"
             ),
+            asyncio.create_task(
+                ack_tracking.run(rt, interval=s.ack_check_interval_seconds), name="ack-tracking"
+            ),
         ]
         log.info("gateway started (broker %s, store %s)", bootstrap, rt.db.url.get_backend_name())
         return rt
@@ -92,6 +102,8 @@ class Gateway:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
         self.tasks = []
+        if self.deliverer:
+            await self.deliverer.aclose()
         for c in self.consumers:
             with contextlib.suppress(Exception):
                 await c.stop()
@@ -101,6 +113,8 @@ class Gateway:
         if self.broker:
             self.broker.stop()
         if self.runtime:
+            with contextlib.suppress(Exception):
+                await self.runtime.adapters.aclose()
             self.runtime.broker_check = None
             await self.runtime.db.close()
         log.info("gateway stopped")

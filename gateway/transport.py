@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -24,6 +25,7 @@ from tenacity import (
 )
 
 from gateway.config import Settings
+from gateway.delivery_policy import tier_name
 from gateway.store import repository as repo
 from gateway.store.database import Database
 
@@ -41,13 +43,14 @@ class Topics:
     retry: tuple[str, ...]
 
     @classmethod
-    def named(cls, prefix: str, retry_tiers: Sequence[str] = ("1m", "10m", "1h")) -> Topics:
+    def named(cls, prefix: str, retry_tiers: Sequence[float] = (60.0, 600.0, 3600.0)) -> Topics:
+        """One retry topic per tier, named for its delay (``ipgw.retry.10m``)."""
         return cls(
             ingress=f"{prefix}.ingress",
             deliver=f"{prefix}.deliver",
             receipts=f"{prefix}.receipts",
             dlq=f"{prefix}.dlq",
-            retry=tuple(f"{prefix}.retry.{t}" for t in retry_tiers),
+            retry=tuple(f"{prefix}.retry.{tier_name(t)}" for t in retry_tiers),
         )
 
     def all(self) -> list[str]:
@@ -56,22 +59,41 @@ class Topics:
 
 @dataclass(frozen=True)
 class Command:
-    """What a stage record says: work on this message, at this generation."""
+    """What a stage record says: work on this message, at this generation and delivery try.
+
+    ``due`` (epoch seconds) is when a delayed retry may run; a retry tier holds the record
+    until then.
+    """
 
     message_id: str
     generation: int = 0
+    attempt: int = 0
+    due: float | None = None
 
     def encode(self) -> bytes:
-        return orjson.dumps({"id": self.message_id, "generation": self.generation})
+        data: dict[str, object] = {"id": self.message_id, "generation": self.generation}
+        if self.attempt:
+            data["attempt"] = self.attempt
+        if self.due is not None:
+            data["due"] = self.due
+        return orjson.dumps(data)
 
     @classmethod
     def decode(cls, value: bytes) -> Command:
         data = orjson.loads(value)
-        return cls(str(data["id"]), int(data.get("generation", 0)))
+        due = data.get("due")
+        return cls(
+            str(data["id"]),
+            int(data.get("generation", 0)),
+            int(data.get("attempt", 0)),
+            float(due) if due is not None else None,
+        )
 
     @property
     def ref(self) -> str:
-        return f"{self.message_id}:{self.generation}"
+        """The dedupe key: one effect per message, generation and try."""
+        base = f"{self.message_id}:{self.generation}"
+        return f"{base}:{self.attempt}" if self.attempt else base
 
 
 def command_record(
@@ -276,3 +298,93 @@ class StageConsumer:
             log.warning("%s: batch of %d failed (%s)", self.name, len(commands), type(e).__name__)
             return False
         return True
+
+
+class RetryTier:
+    """Consumes one delayed-retry topic: holds each record until its command is due, then
+    hands it to ``forward`` (the delivery stage) and commits.
+
+    Every record of a tier waits the same delay, so within a partition they come due in
+    order: the tier holds a partition at its first record that is not due (seeking back to
+    it) and goes on with the other partitions. A record forwarded but not committed when the
+    process dies is forwarded again; the delivery stage skips a try that already happened.
+    """
+
+    def __init__(
+        self,
+        topic: str,
+        forward: Handler,
+        settings: Settings,
+        bootstrap: str,
+        *,
+        group: str,
+        max_hold_seconds: float = 1.0,
+    ) -> None:
+        self.name = topic
+        self.topic = topic
+        self.forward = forward
+        self.settings = settings
+        self.max_hold = max_hold_seconds
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=settings.kafka_session_timeout_ms,
+            heartbeat_interval_ms=max(1000, settings.kafka_session_timeout_ms // 4),
+            max_poll_records=500,
+            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+        )
+
+    async def start(self) -> None:
+        await self.consumer.start()
+        if self.settings.group_mode == "assign":
+            await self.consumer.topics()
+            partitions = self.consumer.partitions_for_topic(self.topic) or {0}
+            self.consumer.assign([TopicPartition(self.topic, p) for p in sorted(partitions)])
+        else:
+            self.consumer.subscribe([self.topic])
+
+    async def stop(self) -> None:
+        await self.consumer.stop()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                wait = await self._poll_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                log.warning("%s: %s; polling again shortly", self.name, type(e).__name__)
+                wait = 1.0
+            if wait > 0:
+                await asyncio.sleep(wait)
+
+    async def _poll_once(self) -> float:
+        """Forward what is due; the time to sleep before the next poll (0: poll at once)."""
+        batch = await self.consumer.getmany(timeout_ms=500)
+        holds: list[float] = []
+        for tp, records in batch.items():
+            due: list[Command] = []
+            last: int | None = None
+            for record in records:
+                try:
+                    command = Command.decode(record.value)
+                except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                    log.error(
+                        "%s: unreadable record at offset %s skipped", self.name, record.offset
+                    )
+                    last = record.offset
+                    continue
+                left = (command.due or 0.0) - time.time()
+                if left > 0:
+                    self.consumer.seek(tp, record.offset)
+                    holds.append(min(left, self.max_hold))
+                    break
+                due.append(command)
+                last = record.offset
+            if due:
+                await self.forward(due)
+            if last is not None:
+                await self.consumer.commit({tp: last + 1})
+        return min(holds, default=0.0)

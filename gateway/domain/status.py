@@ -49,6 +49,8 @@ TRANSITIONS: dict[MessageStatus, frozenset[MessageStatus]] = {
     # The operator names the kommune (then routed) or gives the message up (rejected).
     S.HELD_ROUTING: frozenset({S.ROUTED, S.REJECTED}),
     S.ROUTED: frozenset({S.DELIVERED, S.RETRYING, S.DEAD, S.REJECTED}),
+    # Another failed try stays RETRYING (the next tier: recorded, not a transition); after
+    # the last tier, DEAD.
     S.RETRYING: frozenset({S.DELIVERED, S.DEAD, S.REJECTED}),
     # A rejecting AppRec from the recipient ends in REJECTED; no acknowledgement in time is
     # resent (RETRYING) and finally DEAD.
@@ -56,8 +58,9 @@ TRANSITIONS: dict[MessageStatus, frozenset[MessageStatus]] = {
     S.ACKNOWLEDGED: frozenset(),
     S.REJECTED: frozenset(),
     # The operator retries a dead message or gives it up (REJECTED); a retry decides consent
-    # and routing anew, so it may be held again.
-    S.DEAD: frozenset({S.ROUTED, S.HELD_CONSENT, S.HELD_ROUTING, S.REJECTED}),
+    # and routing anew, so it may be held again. An acknowledgement that comes after the
+    # gateway gave up still stands (ACKNOWLEDGED, or REJECTED by the recipient).
+    S.DEAD: frozenset({S.ROUTED, S.HELD_CONSENT, S.HELD_ROUTING, S.REJECTED, S.ACKNOWLEDGED}),
 }
 
 TERMINAL = frozenset(s for s, nxt in TRANSITIONS.items() if not nxt)

@@ -43,22 +43,43 @@ def _acknowledge(
     message_id: str,
     errors: tuple[ReceiptError, ...],
 ) -> AckResult:
-    actor = f"ke:{kommune_nr}"
     entry = repo.inbox_entry(conn, kommune_nr, message_id)
     message = repo.get_message(conn, message_id)
     if entry is None or message is None:
         raise NotInInbox(message_id)
     if entry["acked_at"] is not None:
         return AckResult(message_id, message.status, repeated=True)
-    if message.status in (MessageStatus.ROUTED, MessageStatus.RETRYING):
-        # The KE fetched it before the delivery stage had recorded the delivery.
-        message = repo.set_status(
-            conn, message, MessageStatus.DELIVERED, Stage.DELIVER, "seen in KE inbox", actor
-        )
     repo.mark_acked(conn, message_id)
+    return record(conn, rt, message, errors, actor=f"ke:{kommune_nr}", detail="acknowledged by KE")
+
+
+def record(
+    conn: Connection,
+    rt: Runtime,
+    message: repo.MessageRow,
+    errors: tuple[ReceiptError, ...],
+    *,
+    actor: str,
+    detail: str,
+) -> AckResult:
+    """Record the recipient's answer and send the sender its receipt: OK, or the recipient's
+    rejection with its codes. The same for every adapter (KE inbox ack, FHIR response, AppRec).
+
+    An answer for a message already answered changes nothing; one that comes after the gateway
+    gave up (DEAD) still stands, since the recipient has the message.
+    """
+    if message.status in (MessageStatus.ACKNOWLEDGED, MessageStatus.REJECTED):
+        return AckResult(message.id, message.status, repeated=True)
+    if message.status in (MessageStatus.ROUTED, MessageStatus.RETRYING):
+        # the answer came before the delivery stage had recorded the delivery
+        message = repo.set_status(
+            conn, message, MessageStatus.DELIVERED, Stage.DELIVER, "seen by the recipient", actor
+        )
+    if message.status not in (MessageStatus.DELIVERED, MessageStatus.DEAD):
+        raise repo.StaleStatus(message.id)
     assert message.canonical is not None
     notice = NeedNotice.model_validate_json(message.canonical)
-    unit = rt.directory.unit_for(kommune_nr)
+    unit = rt.directory.unit_for(message.recipient_kommune or "")
     answered_by = Organisation(name=unit.name, her_id=unit.her_id) if unit else None
     if errors:
         receipts.reject(
@@ -71,9 +92,7 @@ def _acknowledge(
             actor=actor,
             answered_by=answered_by,
         )
-        return AckResult(message_id, MessageStatus.REJECTED, repeated=False)
-    repo.set_status(
-        conn, message, MessageStatus.ACKNOWLEDGED, Stage.ACKNOWLEDGE, "acknowledged by KE", actor
-    )
+        return AckResult(message.id, MessageStatus.REJECTED, repeated=False)
+    repo.set_status(conn, message, MessageStatus.ACKNOWLEDGED, Stage.ACKNOWLEDGE, detail, actor)
     receipts.issue(conn, rt, message, ReceiptStatus.OK, (), notice=notice, answered_by=answered_by)
-    return AckResult(message_id, MessageStatus.ACKNOWLEDGED, repeated=False)
+    return AckResult(message.id, MessageStatus.ACKNOWLEDGED, repeated=False)

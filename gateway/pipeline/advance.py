@@ -143,6 +143,10 @@ def advance(
         canonical=notice.model_dump_json(),
         # a retried dead message is a new attempt: the stages' dedupe must let it through
         generation=message.generation + (message.status is MessageStatus.DEAD),
+        attempts=0,
+        failures=0,
+        resends=0,
+        next_attempt_at=None,
     )
     repo.add_outbox(
         conn,

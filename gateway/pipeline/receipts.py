@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import orjson
 from sqlalchemy import Connection
@@ -12,6 +13,7 @@ from gateway.domain.receipt import Receipt, ReceiptError, ReceiptStatus
 from gateway.domain.status import MessageStatus, Stage
 from gateway.runtime import Runtime
 from gateway.store import repository as repo
+from gateway.transport import Command, command_record
 from mappings.plo.notice import MSG_TYPE as NOTICE_MSG_TYPE
 
 #: content types of the MsgHead path
@@ -76,11 +78,36 @@ def dead(
     errors: tuple[ReceiptError, ...],
     *,
     notice: NeedNotice | None = None,
+    **fields: Any,
 ) -> Receipt:
-    """DEAD: the sender is told (a rejecting receipt) and the operator may retry it later,
-    e.g. once the directory names a KE; a later answer replaces this receipt."""
+    """DEAD: the sender is told (a rejecting receipt), the dead-letter topic gets a record (for
+    whatever watches it; it holds no person data), and the operator may retry the message
+    later, e.g. once the directory names a KE; a later answer replaces this receipt."""
     reason = reason_text(errors)
-    repo.set_status(conn, message, MessageStatus.DEAD, stage, reason, GATEWAY_ACTOR, reason=reason)
+    repo.set_status(
+        conn,
+        message,
+        MessageStatus.DEAD,
+        stage,
+        reason,
+        GATEWAY_ACTOR,
+        reason=reason,
+        next_attempt_at=None,
+        **fields,
+    )
+    record = command_record(
+        rt.topics.dlq,
+        message.recipient_kommune or message.id,
+        Command(message.id, message.generation, message.attempts),
+        message.id,
+    )
+    codes = ",".join(e.code for e in errors)
+    repo.add_outbox(
+        conn,
+        repo.OutboxRecord(
+            record.topic, record.key, record.value, [*record.headers, ("codes", codes)]
+        ),
+    )
     return issue(conn, rt, message, ReceiptStatus.REJECTED, errors, notice=notice)
 
 

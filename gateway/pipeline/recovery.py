@@ -15,6 +15,7 @@ import logging
 from sqlalchemy import Connection
 
 from gateway.domain.status import MessageStatus, Stage
+from gateway.pipeline.deliver import retry_record
 from gateway.runtime import Runtime
 from gateway.store import repository as repo
 from gateway.transport import Command, command_record
@@ -33,12 +34,19 @@ async def requeue(rt: Runtime, *, older_than: dt.timedelta | None = None) -> int
         if not rows:
             break
         after = rows[-1].id
-        stale = [m for m in rows if cutoff is None or m.updated_at < cutoff]
+        stale = [m for m in rows if cutoff is None or _last_moved(m) < cutoff]
         if stale:
             await rt.db.write(_requeue, rt, stale)
             count += len(stale)
             rt.committed()
     return count
+
+
+def _last_moved(m: repo.MessageRow) -> dt.datetime:
+    """A message waiting in a retry tier is not stuck until its try is overdue."""
+    if m.status is MessageStatus.RETRYING and m.next_attempt_at is not None:
+        return max(m.updated_at, m.next_attempt_at)
+    return m.updated_at
 
 
 def _requeue(conn: Connection, rt: Runtime, stale: list[repo.MessageRow]) -> None:
@@ -48,9 +56,13 @@ def _requeue(conn: Connection, rt: Runtime, stale: list[repo.MessageRow]) -> Non
 
 
 def _record(rt: Runtime, m: repo.MessageRow) -> repo.OutboxRecord:
-    command = Command(m.id, m.generation)
     if m.status in (MessageStatus.RECEIVED, MessageStatus.VALIDATED):
+        command = Command(m.id, m.generation)
         return command_record(rt.topics.ingress, m.patient_pseudonym or m.id, command, m.id)
+    if m.status is MessageStatus.RETRYING and m.next_attempt_at is not None:
+        # back into its retry tier, due when it was due (the broker may have forgotten it)
+        return retry_record(rt, m, max(m.failures - 1, 0), m.attempts, m.next_attempt_at)
+    command = Command(m.id, m.generation, m.attempts)
     return command_record(rt.topics.deliver, m.recipient_kommune or m.id, command, m.id)
 
 

@@ -68,6 +68,15 @@ messages = Table(
     Column("reason", Text),
     Column("received_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    #: delivery tries made in this generation (each try and each resend is one); a stage
+    #: command names the try it is for, so a stale command cannot deliver twice
+    Column("attempts", Integer, nullable=False, default=0, server_default="0"),
+    #: failed tries in a row: which retry tier comes next (gateway/delivery_policy.py)
+    Column("failures", Integer, nullable=False, default=0, server_default="0"),
+    #: resends because no acknowledgement came in time
+    Column("resends", Integer, nullable=False, default=0, server_default="0"),
+    #: when a RETRYING message is due for its next try
+    Column("next_attempt_at", UtcDateTime),
     UniqueConstraint("sender_endpoint", "sender_message_id", name="uq_messages_sender_ref"),
     Index("ix_messages_status_updated", "status", "updated_at"),
     Index("ix_messages_recipient", "recipient_kommune", "status"),
@@ -85,6 +94,27 @@ message_events = Table(
     Column("detail", Text),
     Column("actor", String(128), nullable=False),
     Index("ix_message_events_message", "message_id", "id"),
+)
+
+delivery_attempts = Table(
+    "delivery_attempts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("message_id", String(36), ForeignKey("messages.id"), nullable=False),
+    Column("generation", Integer, nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Column("adapter", String(64), nullable=False),
+    #: delivered, acknowledged, rejected, failed (a cause from the policy table follows)
+    Column("outcome", String(16), nullable=False),
+    Column("cause", String(32)),
+    Column("code", String(3)),
+    #: what the adapter reported; never holds person data
+    Column("detail", Text),
+    #: the platform's own id for what it received (e.g. the NHN message id)
+    Column("remote_ref", String(128)),
+    Column("duration_ms", Integer, nullable=False),
+    Index("ix_delivery_attempts_message", "message_id", "id"),
 )
 
 outbox = Table(
