@@ -22,6 +22,7 @@ from gateway.domain.receipt import Receipt
 from gateway.domain.status import IN_FLIGHT, MessageStatus, Stage, check_transition
 from gateway.store.tables import (
     consents,
+    delivery_attempts,
     handled,
     inbox,
     message_events,
@@ -56,6 +57,10 @@ class MessageRow:
     reason: str | None
     received_at: dt.datetime
     updated_at: dt.datetime
+    attempts: int = 0
+    failures: int = 0
+    resends: int = 0
+    next_attempt_at: dt.datetime | None = None
 
     @classmethod
     def from_row(cls, row: Any) -> MessageRow:
@@ -195,6 +200,28 @@ def set_status(
     return MessageRow(**{**message.__dict__, **changed})
 
 
+def update_in_status(
+    conn: Connection,
+    message: MessageRow,
+    stage: Stage,
+    detail: str,
+    actor: str,
+    **fields: Any,
+) -> MessageRow:
+    """Change a message's fields (and record why) while it stays in its status, e.g. a
+    RETRYING message moving on to its next retry tier; conditional like :func:`set_status`."""
+    at = now()
+    result = conn.execute(
+        update(messages)
+        .where(messages.c.id == message.id, messages.c.status == message.status.value)
+        .values(updated_at=at, **fields)
+    )
+    if result.rowcount != 1:
+        raise StaleStatus(message.id)
+    add_event(conn, message.id, stage, None, detail, actor, at=at)
+    return MessageRow(**{**message.__dict__, "updated_at": at, **fields})
+
+
 def add_event(
     conn: Connection,
     message_id: str,
@@ -240,6 +267,39 @@ def in_flight(conn: Connection, limit: int, after_id: str = "") -> list[MessageR
 def status_counts(conn: Connection) -> dict[str, int]:
     rows = conn.execute(select(messages.c.status, func.count()).group_by(messages.c.status))
     return {status: count for status, count in rows.tuples()}
+
+
+# --------------------------------------------------------------------------- delivery attempts
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    message_id: str
+    generation: int
+    attempt: int
+    adapter: str
+    outcome: str
+    duration_ms: int
+    cause: str | None = None
+    code: str | None = None
+    detail: str | None = None
+    remote_ref: str | None = None
+
+
+_INSERT_ATTEMPT = insert(delivery_attempts)
+
+
+def add_attempt(conn: Connection, record: AttemptRecord) -> None:
+    conn.execute(_INSERT_ATTEMPT, {**record.__dict__, "at": now()})
+
+
+def attempts_of(conn: Connection, message_id: str) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        select(delivery_attempts)
+        .where(delivery_attempts.c.message_id == message_id)
+        .order_by(delivery_attempts.c.id)
+    )
+    return [dict(r._mapping) for r in rows]
 
 
 # --------------------------------------------------------------------------- outbox, dedupe
