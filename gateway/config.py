@@ -7,7 +7,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, PositiveFloat, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gateway.delivery_policy import Policy
@@ -74,7 +74,7 @@ class Settings(BaseSettings):
     #: the longest pause between quick tries, seconds
     delivery_quick_max_wait: float = Field(default=2.0, ge=0)
     #: the delay of each retry tier (one Kafka topic each), seconds; after the last, DEAD
-    retry_tiers_seconds: list[float] = Field(default=[60.0, 600.0, 3600.0], min_length=1)
+    retry_tiers_seconds: list[PositiveFloat] = Field(default=[60.0, 600.0, 3600.0], min_length=1)
     #: delivered but not acknowledged after this long: resent with the same message id
     ack_timeout_seconds: float = Field(default=3600.0, gt=0)
     #: resends of an unacknowledged message before it is DEAD
