@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaProducer
 
-from gateway import directory_watch
+from gateway import broker_watch, directory_watch
 from gateway.broker import EmbeddedBroker
 from gateway.config import Settings
 from gateway.pipeline import ack_tracking, consents, process, recovery
@@ -90,6 +90,9 @@ class Gateway:
             ),
             asyncio.create_task(
                 ack_tracking.run(rt, interval=s.ack_check_interval_seconds), name="ack-tracking"
+            ),
+            asyncio.create_task(
+                broker_watch.watch(rt, s, bootstrap, self.consumers), name="broker-watch"
             ),
         ]
         log.info("gateway started (broker %s, store %s)", bootstrap, rt.db.url.get_backend_name())

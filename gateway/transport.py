@@ -242,6 +242,10 @@ class StageConsumer:
     async def stop(self) -> None:
         await self.consumer.stop()
 
+    async def rewind(self) -> None:
+        """Back to the start of every partition (the broker's topics were created anew)."""
+        await self.consumer.seek_to_beginning()
+
     async def run(self) -> None:
         while True:
             try:
@@ -347,6 +351,9 @@ class RetryTier:
 
     async def stop(self) -> None:
         await self.consumer.stop()
+
+    async def rewind(self) -> None:
+        await self.consumer.seek_to_beginning()
 
     async def run(self) -> None:
         while True:
