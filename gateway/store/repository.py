@@ -506,3 +506,104 @@ def held_before(conn: Connection, status: MessageStatus, before: dt.datetime) ->
         .limit(500)
     )
     return [MessageRow.from_row(r) for r in rows]
+
+
+# ---- operator queries
+
+
+@dataclass(frozen=True)
+class MessageFilter:
+    """What an operator narrows a list or a bulk retry to; a field left empty does not narrow."""
+
+    statuses: tuple[MessageStatus, ...] = ()
+    kommune: str | None = None
+    kind: str | None = None
+    adapter: str | None = None
+    #: on updated_at: from ``since`` (inclusive) to ``until`` (exclusive)
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class MessageSummary:
+    """A message as the operator's list shows it: metadata only. No content, no raw body, no
+    pseudonym, so a list can be handed around without carrying person data."""
+
+    id: str
+    kind: str
+    status: MessageStatus
+    recipient_kommune: str | None
+    recipient_adapter: str | None
+    reason: str | None
+    received_at: dt.datetime
+    updated_at: dt.datetime
+
+
+_SUMMARY = [
+    messages.c.id,
+    messages.c.kind,
+    messages.c.status,
+    messages.c.recipient_kommune,
+    messages.c.recipient_adapter,
+    messages.c.reason,
+    messages.c.received_at,
+    messages.c.updated_at,
+]
+
+
+def list_messages(
+    conn: Connection,
+    flt: MessageFilter,
+    limit: int,
+    after: tuple[dt.datetime, str] | None = None,
+) -> list[MessageSummary]:
+    """Newest change first, up to ``limit`` rows past the keyset ``after`` (updated_at and id
+    of the last row already seen): unlike an offset, pages do not shift while messages change,
+    and a deep page costs what the first one does.
+
+    Each status is a branch of its own, ordered by updated_at, so that it walks
+    ix_messages_status_updated in order and stops after ``limit`` rows instead of sorting every
+    DEAD message; the branches are then merged and cut to ``limit``. Without a status there is
+    no index to walk and the store sorts what the other filters leave.
+    """
+    where: list[Any] = []
+    if flt.kommune is not None:
+        where.append(messages.c.recipient_kommune == flt.kommune)
+    if flt.kind is not None:
+        where.append(messages.c.kind == flt.kind)
+    if flt.adapter is not None:
+        where.append(messages.c.recipient_adapter == flt.adapter)
+    if flt.since is not None:
+        where.append(messages.c.updated_at >= flt.since)
+    if flt.until is not None:
+        where.append(messages.c.updated_at < flt.until)
+    if after is not None:
+        at, last_id = after
+        # a plain range on updated_at first, which the index can seek to; then the tie-break
+        # for rows changed in the same microsecond
+        where.append(messages.c.updated_at <= at)
+        where.append((messages.c.updated_at < at) | (messages.c.id < last_id))
+    newest_first = (messages.c.updated_at.desc(), messages.c.id.desc())
+    statuses = list(dict.fromkeys(flt.statuses))
+    if len(statuses) <= 1:
+        query = (
+            select(*_SUMMARY)
+            .where(*where, *(messages.c.status == s.value for s in statuses))
+            .order_by(*newest_first)
+            .limit(limit)
+        )
+        rows = conn.execute(query)
+    else:
+        branches = [
+            select(*_SUMMARY)
+            .where(*where, messages.c.status == s.value)
+            .order_by(*newest_first)
+            .limit(limit)
+            .subquery()
+            for s in statuses
+        ]
+        merged = select(*branches[0].c).union_all(*(select(*b.c) for b in branches[1:])).subquery()
+        rows = conn.execute(
+            select(*merged.c).order_by(merged.c.updated_at.desc(), merged.c.id.desc()).limit(limit)
+        )
+    return [MessageSummary(**{**r._mapping, "status": MessageStatus(r.status)}) for r in rows]

@@ -18,6 +18,8 @@ from tests.integration.test_pipeline import post, wait_status
 
 pytestmark = pytest.mark.integration
 
+OPERATOR = {"X-Operator": "routing-test"}
+
 OSLO = """
 [[kommune]]
 nr = "0301"
@@ -49,7 +51,7 @@ async def test_unknown_kommune_goes_dead_and_is_retried_once_the_directory_knows
     assert [e["V"] for e in receipt["error"]] == ["E21"]
 
     # retrying before the directory is fixed changes nothing but the timeline
-    still = await client.post(f"/messages/{message_id}/retry")
+    still = await client.post(f"/messages/{message_id}/retry", headers=OPERATOR)
     assert still.json()["status"] == "DEAD"
 
     settings.directory_file.write_text(
@@ -58,7 +60,7 @@ async def test_unknown_kommune_goes_dead_and_is_retried_once_the_directory_knows
     reload = (await client.post("/ops/directory/reload")).json()
     assert reload["changed"] is True
     assert reload["error"] is None
-    retried = await client.post(f"/messages/{message_id}/retry")
+    retried = await client.post(f"/messages/{message_id}/retry", headers=OPERATOR)
     assert retried.json()["status"] == "ROUTED"
     await wait_status(client, message_id, {"DELIVERED"})
     await client.post(f"/ke/0301/inbox/{message_id}/ack")
@@ -102,5 +104,6 @@ async def test_only_dead_messages_can_be_retried(client: httpx.AsyncClient) -> N
     r = await post(client, orjson.dumps(notice_to_bundle(make_notice(random.Random(4), "1506"))))
     message_id = r.json()["id"]
     await wait_status(client, message_id, {"DELIVERED"})
-    assert (await client.post(f"/messages/{message_id}/retry")).status_code == 409
-    assert (await client.post("/messages/nope/retry")).status_code == 404
+    retry = f"/messages/{message_id}/retry"
+    assert (await client.post(retry, headers=OPERATOR)).status_code == 409
+    assert (await client.post("/messages/nope/retry", headers=OPERATOR)).status_code == 404
