@@ -1,0 +1,158 @@
+"""``acos``: KEs on Acos (Acos Individuell plan / Acos Omsorg), reached over Norsk Helsenett.
+
+Interface: the NHN message service, exactly as ``nhn_msh`` (same settings, same AppRecs).
+Content: MsgHead v1.2 with Dialogmelding 1.1 (helsefaglig dialog) *only* — no structured IP
+content. Field limit: the Dialogmelding text (``Notat/TekstNotatInnhold``) holds at most
+4000 characters, counted as the text a case worker sees (each paragraph's text, paragraphs
+separated by one line break; markup does not count).
+
+Both are ASSUMPTIONS, to be confirmed with the vendor before real traffic: that this system
+does not take our structured content, and how its text limit is counted.
+
+Without the structured content, the readable text is all the KE gets, so nothing may be left
+only in the structure. ``mappings/plo/dialog.py`` already writes the need, the services asked
+for, urgency, whether next of kin take part, an existing coordinator, the interpreter language,
+who consented and when, the sender and its contact person. Three facts are in the structure
+only; this profile adds them to the text:
+
+- why the person cannot consent themselves (when next of kin consented in their place),
+- the consent's reference,
+- the hospital's own reference for the notice (what the KE quotes when it calls back).
+
+Not added: the sender's answer endpoint, which is routing for the gateway, not for a reader.
+
+Longer than the field takes: the text is never shortened silently, and the facts above are
+never shortened at all. Only the need text, the one long free text, is cut, at a word
+boundary, and ends with the visible marker ``[forkortet: se fullstendig melding hos
+avsender]``; the delivery's detail says so for the operator. This serves the KE better than
+refusing: it learns of the person and what was asked at once, sees that the text is cut and
+whom to call (the contact person stays in the text), where a refusal would leave it with
+nothing until the hospital had rewritten and resent. Only when the facts alone do not fit is
+the notice refused (T99, not retried), since then no honest shortened text exists.
+"""
+
+from __future__ import annotations
+
+from lxml import etree
+
+from adapters.nhn_msh import Built, NhnMsh, seed_from_directory
+from gateway.delivery import AdapterContext, DeliveryFailed
+from gateway.delivery_policy import Cause
+from gateway.domain.model import NeedNotice
+from mappings.plo import namespaces as ns
+from mappings.plo.msghead import Party
+from mappings.plo.notice import notice_to_msghead
+
+NAME = "acos"
+#: characters the vendor's text field holds (assumed; see above)
+TEXT_LIMIT = 4000
+MARKER = "[forkortet: se fullstendig melding hos avsender]"
+
+_H = f"{{{ns.XHTML}}}"
+_TEXT_PATH = f".//{{{ns.DIALOG_1_1}}}Notat/{{{ns.DIALOG_1_1}}}TekstNotatInnhold/{_H}div"
+#: the labels ``mappings/plo/dialog.py`` writes for the lines this profile looks for
+_NEED_LABEL = "Behov: "
+_CONSENT_LABEL = "Samtykke: "
+
+
+def document(
+    notice: NeedNotice,
+    msg_id: str,
+    receiver: Party,
+    structured: bool,
+    *,
+    limit: int = TEXT_LIMIT,
+) -> Built:
+    """The text-only MsgHead with every fact in its readable text, within ``limit``."""
+    root = notice_to_msghead(notice, msg_id=msg_id, receiver=receiver, structured=False)
+    div = root.find(_TEXT_PATH)
+    if div is None:
+        raise DeliveryFailed(
+            Cause.ADAPTER_ERROR, "the Dialogmelding has no readable text to complete"
+        )
+    _complete(div, notice)
+    note = _fit(div, limit)
+    return Built(root, note)
+
+
+def visible_text(div: etree._Element) -> str:
+    """The text as the vendor counts it (assumed): paragraphs' text, one line break between."""
+    return "\n".join("".join(p.itertext()) for p in div)
+
+
+def _line(label: str, value: str) -> etree._Element:
+    p = etree.Element(_H + "p", nsmap={None: ns.XHTML})
+    b = etree.SubElement(p, _H + "b")
+    b.text = f"{label}: "
+    b.tail = value
+    return p
+
+
+def _labelled(div: etree._Element, label: str) -> etree._Element | None:
+    for p in div:
+        b = p.find(_H + "b")
+        if b is not None and b.text == label:
+            return p
+    return None
+
+
+def _complete(div: etree._Element, notice: NeedNotice) -> None:
+    consent_lines = []
+    if notice.consent is not None:
+        if notice.consent.lacks_capacity_reason:
+            consent_lines.append(
+                _line(
+                    "Hvorfor pasienten ikke kan samtykke selv",
+                    notice.consent.lacks_capacity_reason,
+                )
+            )
+        if notice.consent.reference:
+            consent_lines.append(_line("Samtykkets referanse", notice.consent.reference))
+    consent = _labelled(div, _CONSENT_LABEL)
+    if consent is not None:
+        for offset, line in enumerate(consent_lines, start=1):
+            div.insert(div.index(consent) + offset, line)
+    else:
+        div.extend(consent_lines)
+    div.append(_line("Avsenders referanse", notice.sender_message_id))
+
+
+def _fit(div: etree._Element, limit: int) -> str | None:
+    """Shorten the need text, visibly, when the text is longer than ``limit``."""
+    text = visible_text(div)
+    if len(text) <= limit:
+        return None
+    need_p = _labelled(div, _NEED_LABEL)
+    b = need_p.find(_H + "b") if need_p is not None else None
+    need = b.tail if b is not None and b.tail else ""
+    budget = limit - (len(text) - len(need)) - len(MARKER) - 1
+    if b is None or budget < 1:
+        raise DeliveryFailed(
+            Cause.CLIENT_ERROR,
+            f"the notice's readable text does not fit the {limit} characters the platform "
+            "takes, even with the need text shortened",
+            code="T99",
+        )
+    b.tail = f"{_cut(need, budget)} {MARKER}"
+    return (
+        f"the need text was shortened to fit the platform's {limit}-character text field "
+        "(marked in the text)"
+    )
+
+
+def _cut(text: str, budget: int) -> str:
+    """At most ``budget`` characters, ending at a word boundary when there is one."""
+    if len(text) <= budget:
+        return text
+    head = text[:budget]
+    if not text[budget].isspace():
+        boundary = max(head.rfind(c) for c in " \t\r\n")
+        if boundary > 0:
+            head = head[:boundary]
+    return head.rstrip()
+
+
+def create(context: AdapterContext) -> NhnMsh:
+    adapter = NhnMsh(context, name=NAME, structured=False, build=document)
+    seed_from_directory(adapter, context)
+    return adapter

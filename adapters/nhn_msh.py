@@ -1,0 +1,396 @@
+"""``nhn_msh``: Norsk Helsenett's message service (meldingstjener), REST API of EDI 2.0.
+
+Most kommune EPJs receive over the health network only, addressed by HER-id, so a KE on such
+a system is reached by posting a MsgHead to NHN's message service; the KE's system answers
+later with an AppRec, which lands in the gateway's own unread list at the same service.
+
+The shape of the API assumed here (to be checked against NHN's published API before real
+traffic; the simulated service in ``gateway/demo/platforms/nhn_msh_server.py`` implements
+exactly this):
+
+- ``POST {base}/Messages`` with JSON ``{"receiverHerIds": [int], "senderHerId": int,
+  "businessDocument": base64 MsgHead, "contentType": "application/xml",
+  "contentTransferEncoding": "base64", "schemaVersion": "1.2"}`` -> 201 and the NHN message id
+  (a GUID, as a JSON string or ``{"id": ...}``);
+- ``GET {base}/Messages?receiverHerIds={her}`` -> the unread messages,
+  ``[{"id": guid, "receiverHerId": int}]``;
+- ``GET {base}/Messages/{id}/business-document`` -> ``{"businessDocument": base64,
+  "contentType": ..., "contentTransferEncoding": "base64"}``;
+- ``PUT {base}/Messages/{id}/read/{receiverHerId}`` -> 204: the message is consumed.
+
+The MsgHead's ``MsgId`` is the gateway's message id, the same on every try and resend: NHN
+itself stores every post as a new message, so it is the receiving system, which keeps one
+message per ``MsgId``, that makes a resend show up once. A timeout after NHN stored the post
+therefore costs nothing but a second AppRec.
+
+Answers: every AppRec (1.0 or 1.1) in the gateway's unread list becomes an
+:class:`Acknowledgement` for the message its ``OriginalMsgId`` names; it is marked read only
+after the core has recorded it (``mark_handled``), so a crash in between re-reads it and the
+core ignores the repeat. What else may lie there:
+
+- a document that is XML but no AppRec (a message someone addressed to the gateway's HER-id):
+  this adapter does not take such messages, and nothing else in the gateway reads this list,
+  so it is marked read with a warning naming the NHN id only. Left unread it would be fetched
+  on every poll and could fill the list until no AppRec gets through;
+- a document that cannot be read at all (not base64, not XML): the same, for the same reason;
+- an AppRec that cannot be read (a required element missing, no ``OriginalMsgId``): left
+  unread, warned about once. It is the KE's answer to one of our messages, so it is never
+  thrown away; an operator can read it at NHN, and the message it answers is resent when its
+  acknowledgement is overdue (the KE answers again).
+
+Which bases are polled: every base this adapter has delivered to, plus those the directory
+names for it at start (so AppRecs for messages delivered before a restart are still
+collected), one poll per base per call, with the token settings last seen for that base.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from lxml import etree
+
+from adapters.http import HttpAdapterBase, setting, status_failure
+from gateway.delivery import (
+    Acknowledgement,
+    AdapterContext,
+    Delivered,
+    Delivery,
+    DeliveryFailed,
+)
+from gateway.delivery_policy import Cause
+from gateway.directory import DirectoryError, load_directory
+from gateway.domain.model import NeedNotice, Organisation
+from gateway.domain.receipt import ReceiptStatus, Refused
+from mappings.plo.apprec import apprec_to_receipt, apprec_version
+from mappings.plo.msghead import Party, to_bytes
+from mappings.plo.notice import notice_to_msghead
+from mappings.plo.xmlsafe import parse_xml
+
+log = logging.getLogger(__name__)
+
+#: the settings that say where and as whom to poll; the rest are per KE
+_BASE_KEYS = (
+    "base_url",
+    "token_url",
+    "client_id",
+    "scope",
+    "client_secret_env",
+    "client_secret_file",
+    "timeout_seconds",
+)
+
+
+@dataclass(frozen=True)
+class Built:
+    """A business document ready to post, and what the operator should know about it."""
+
+    root: etree._Element
+    #: e.g. that the readable text had to be shortened; goes into ``Delivered.detail``
+    note: str | None = None
+
+
+#: (notice, MsgId, receiver, structured) -> the MsgHead; a vendor profile may shape it
+Builder = Callable[[NeedNotice, str, Party, bool], Built]
+
+
+def msghead_document(notice: NeedNotice, msg_id: str, receiver: Party, structured: bool) -> Built:
+    return Built(notice_to_msghead(notice, msg_id=msg_id, receiver=receiver, structured=structured))
+
+
+class NhnMsh(HttpAdapterBase):
+    """One adapter per profile (``nhn_msh`` itself, or a vendor profile such as ``acos``).
+
+    ``structured`` None lets each KE choose with its ``structured`` setting (default true);
+    a profile whose vendor takes only one form fixes it, and a KE setting that contradicts it
+    is a configuration fault, not something to guess around.
+    """
+
+    def __init__(
+        self,
+        context: AdapterContext,
+        *,
+        name: str = "nhn_msh",
+        structured: bool | None = None,
+        build: Builder = msghead_document,
+    ) -> None:
+        super().__init__()
+        self.name = name
+        self.context = context
+        self.structured = structured
+        self.build = build
+        #: base_url -> the settings to poll it with (token settings as last seen)
+        self.bases: dict[str, dict[str, Any]] = {}
+        #: unreadable AppRecs already warned about (they stay unread: warn once, not per poll)
+        self._warned: set[str] = set()
+
+    # ------------------------------------------------------------------ delivering
+
+    async def deliver(self, delivery: Delivery) -> Delivered:
+        settings = delivery.settings
+        base = _base(settings)
+        sender_her_id = self.context.settings.gateway_her_id
+        if sender_her_id is None:
+            raise DeliveryFailed(
+                Cause.MISCONFIGURED,
+                "the gateway's own HER-id (IPGW_GATEWAY_HER_ID) is not set: "
+                "nothing can be posted to the NHN message service",
+            )
+        structured = self._structured(settings)
+        receiver = Party(Organisation(name=delivery.unit.name, her_id=delivery.unit.her_id))
+        try:
+            built = self.build(delivery.notice, delivery.message_id, receiver, structured)
+        except ValueError:
+            raise DeliveryFailed(
+                Cause.CLIENT_ERROR,
+                "the notice cannot be written as a MsgHead for this platform",
+                code="T99",
+            ) from None
+        body = {
+            "receiverHerIds": [delivery.unit.her_id],
+            "senderHerId": sender_her_id,
+            "businessDocument": base64.b64encode(to_bytes(built.root)).decode("ascii"),
+            "contentType": "application/xml",
+            "contentTransferEncoding": "base64",
+            "schemaVersion": "1.2",
+        }
+        try:
+            response = await self.send(
+                settings, "POST", f"{base}/Messages", "NHN message service", json=body
+            )
+        except DeliveryFailed as e:
+            if e.cause is Cause.TIMEOUT:
+                # NHN may have stored it: its AppRec may come, so this base is polled
+                self.remember(settings)
+            raise
+        if not response.is_success:
+            raise status_failure(response, "NHN message service")
+        self.remember(settings)
+        remote = _message_id(response)
+        form = "MsgHead with structured IP content" if structured else "MsgHead, Dialogmelding only"
+        detail = f"posted to the NHN message service ({form}); the AppRec comes later"
+        if remote is None:
+            detail += "; the service's answer held no readable message id"
+        if built.note:
+            detail += f"; {built.note}"
+        return Delivered(detail, remote_ref=remote, acknowledgement=None)
+
+    def _structured(self, settings: Mapping[str, Any]) -> bool:
+        value = settings.get("structured")
+        if value is not None and not isinstance(value, bool):
+            raise DeliveryFailed(
+                Cause.MISCONFIGURED, "adapter setting 'structured' must be true or false"
+            )
+        if self.structured is None:
+            return True if value is None else value
+        if value is not None and value != self.structured:
+            form = "structured IP content" if self.structured else "Dialogmelding text only"
+            raise DeliveryFailed(
+                Cause.MISCONFIGURED,
+                f"the {self.name} profile takes {form}: remove the 'structured' setting",
+            )
+        return self.structured
+
+    def remember(self, settings: Mapping[str, Any]) -> None:
+        """Poll this base from now on (with these token settings)."""
+        self.bases[_base(settings)] = {k: settings[k] for k in _BASE_KEYS if k in settings}
+
+    # ------------------------------------------------------------------ answers
+
+    async def poll_acknowledgements(self) -> list[Acknowledgement]:
+        her_id = self.context.settings.gateway_her_id
+        if her_id is None:
+            return []
+        acks: list[Acknowledgement] = []
+        for base, settings in list(self.bases.items()):
+            try:
+                acks += await self._poll(base, settings, her_id)
+            except DeliveryFailed as e:
+                log.warning("%s: polling %s for AppRecs failed (%s)", self.name, base, e.detail)
+        return acks
+
+    async def _poll(
+        self, base: str, settings: Mapping[str, Any], her_id: int
+    ) -> list[Acknowledgement]:
+        what = "NHN message service (unread list)"
+        response = await self.send(
+            settings, "GET", f"{base}/Messages", what, params={"receiverHerIds": her_id}
+        )
+        if not response.is_success:
+            raise status_failure(response, what)
+        acks = []
+        for nhn_id in _unread_ids(response, her_id):
+            try:
+                ack = await self._answer(base, settings, her_id, nhn_id)
+            except DeliveryFailed as e:
+                # stays unread: fetched again on the next poll
+                log.warning("%s: message %s at %s not fetched (%s)", self.name, nhn_id, base, e)
+                continue
+            if ack is not None:
+                acks.append(ack)
+        return acks
+
+    async def _answer(
+        self, base: str, settings: Mapping[str, Any], her_id: int, nhn_id: str
+    ) -> Acknowledgement | None:
+        """The acknowledgement in one unread message, or None (handled or left as it is)."""
+        what = "NHN message service (business document)"
+        response = await self.send(
+            settings, "GET", f"{base}/Messages/{nhn_id}/business-document", what
+        )
+        if not response.is_success:
+            raise status_failure(response, what)
+        try:
+            root = parse_xml(
+                _document_bytes(response), max_bytes=self.context.settings.max_body_bytes
+            )
+        except (ValueError, Refused):
+            log.warning(
+                "%s: message %s at %s is no readable document: marked read, not handled",
+                self.name,
+                nhn_id,
+                base,
+            )
+            await self._mark_read(base, settings, her_id, nhn_id)
+            return None
+        if apprec_version(root) is None:
+            log.warning(
+                "%s: message %s at %s is not an AppRec (%s): marked read, not handled",
+                self.name,
+                nhn_id,
+                base,
+                etree.QName(root).localname,
+            )
+            await self._mark_read(base, settings, her_id, nhn_id)
+            return None
+        try:
+            receipt = apprec_to_receipt(root)
+        except Refused as e:
+            self._warn_once(nhn_id, base, "; ".join(err.code for err in e.errors))
+            return None
+        if not receipt.original_message_id:
+            self._warn_once(nhn_id, base, "no OriginalMsgId/Id")
+            return None
+        codes = ", ".join(e.code for e in receipt.errors)
+        if receipt.status is ReceiptStatus.REJECTED:
+            errors = receipt.errors
+            detail = f"AppRec from the KE: rejected ({codes})"
+        elif receipt.status is ReceiptStatus.OK_WITH_ERRORS:
+            # the KE has the message and took it: an acknowledgement; the codes are kept in
+            # the detail for the operator, the sender's receipt says OK
+            errors = ()
+            detail = f"AppRec from the KE: OK, feil i delmelding ({codes})"
+        else:
+            errors = ()
+            detail = "AppRec from the KE: OK"
+        return Acknowledgement(
+            message_id=receipt.original_message_id,
+            errors=errors,
+            detail=f"{detail} (via {self.name})",
+            handle=f"{base}|{nhn_id}",
+        )
+
+    def _warn_once(self, nhn_id: str, base: str, why: str) -> None:
+        if nhn_id in self._warned:
+            return
+        self._warned.add(nhn_id)
+        log.warning(
+            "%s: AppRec %s at %s cannot be read (%s): left unread for an operator",
+            self.name,
+            nhn_id,
+            base,
+            why,
+        )
+
+    async def mark_handled(self, acknowledgements: list[Acknowledgement]) -> None:
+        her_id = self.context.settings.gateway_her_id
+        if her_id is None:
+            return
+        for ack in acknowledgements:
+            if not ack.handle or "|" not in ack.handle:
+                continue
+            base, nhn_id = ack.handle.rsplit("|", 1)
+            settings = self.bases.get(base, {"base_url": base})
+            try:
+                await self._mark_read(base, settings, her_id, nhn_id)
+            except DeliveryFailed as e:
+                # read again on the next poll; the core ignores an answer it has recorded
+                log.warning("%s: AppRec %s at %s not marked read (%s)", self.name, nhn_id, base, e)
+
+    async def _mark_read(
+        self, base: str, settings: Mapping[str, Any], her_id: int, nhn_id: str
+    ) -> None:
+        what = "NHN message service (mark read)"
+        response = await self.send(settings, "PUT", f"{base}/Messages/{nhn_id}/read/{her_id}", what)
+        if not response.is_success:
+            raise status_failure(response, what)
+
+
+def _base(settings: Mapping[str, Any]) -> str:
+    return setting(settings, "base_url").rstrip("/")
+
+
+def _message_id(response: httpx.Response) -> str | None:
+    """NHN's id for what it stored: a JSON string, or ``{"id": ...}``."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    if isinstance(body, dict):
+        body = body.get("id")
+    return body if isinstance(body, str) and 0 < len(body) <= 128 else None
+
+
+def _unread_ids(response: httpx.Response, her_id: int) -> list[str]:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, list):
+        raise DeliveryFailed(Cause.UNREADABLE_ANSWER, "unread list: not a JSON array")
+    ids = []
+    for item in body:
+        if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+            continue
+        receiver = item.get("receiverHerId")
+        if receiver is not None and receiver != her_id:
+            continue
+        ids.append(item["id"])
+    return ids
+
+
+def _document_bytes(response: httpx.Response) -> bytes:
+    """The business document's bytes; ValueError when the envelope is not what we speak."""
+    body = response.json()
+    if not isinstance(body, dict) or not isinstance(body.get("businessDocument"), str):
+        raise ValueError("no businessDocument")
+    encoding = body.get("contentTransferEncoding", "base64")
+    if str(encoding).lower() != "base64":
+        raise ValueError("contentTransferEncoding is not base64")
+    try:
+        return base64.b64decode(body["businessDocument"], validate=True)
+    except binascii.Error:
+        raise ValueError("businessDocument is not base64") from None
+
+
+def seed_from_directory(adapter: NhnMsh, context: AdapterContext) -> None:
+    """Poll the bases the directory names for this adapter from the start, so AppRecs for
+    messages delivered before a restart are collected without waiting for a new delivery."""
+    try:
+        directory = load_directory(context.settings.directory_file)
+    except DirectoryError:
+        return  # the runtime reports a broken directory itself
+    for entry in directory.entries.values():
+        if entry.unit.adapter == adapter.name and isinstance(entry.settings.get("base_url"), str):
+            adapter.remember(entry.settings)
+
+
+def create(context: AdapterContext) -> NhnMsh:
+    adapter = NhnMsh(context)
+    seed_from_directory(adapter, context)
+    return adapter
