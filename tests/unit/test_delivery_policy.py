@@ -63,13 +63,15 @@ def test_http_statuses(status: int, cause: Cause | None) -> None:
 @given(st.integers(min_value=500, max_value=599))
 def test_every_5xx_retries(status: int) -> None:
     cause = http_cause(status)
-    assert cause is not None and retryable(cause)
+    assert cause is not None
+    assert retryable(cause)
 
 
 @given(st.integers(min_value=400, max_value=499).filter(lambda s: s not in (408, 425, 429)))
 def test_other_4xx_do_not_retry(status: int) -> None:
     cause = http_cause(status)
-    assert cause is not None and not retryable(cause)
+    assert cause is not None
+    assert not retryable(cause)
 
 
 def test_tiers_in_order_then_give_up() -> None:
