@@ -17,7 +17,14 @@ from rich.text import Text
 from gateway.api.app import create_app
 from gateway.config import Settings
 from gateway.demo import peers
+from gateway.demo.platforms.fhir_server import FhirPlatform
+from gateway.demo.platforms.nhn_msh_server import NhnMessageService
+from gateway.directory import load_directory
 from gateway.domain.status import MessageStatus
+
+#: the demo's kommuner on the simulated platforms (the rest use the pull inbox)
+PLATFORM_KOMMUNER = {"1508": "fhir_rest", "5001": "sampro"}
+DEMO_GATEWAY_HER_ID = 99999999
 
 
 def _view(
@@ -27,6 +34,7 @@ def _view(
     sent: Counter[str],
     acked: Counter[str],
     names: dict[str, str],
+    platforms: dict[str, tuple[str, int]],
 ) -> Group:
     head = Text.assemble(
         ("ip-gateway demo", "bold"),
@@ -45,17 +53,52 @@ def _view(
         st.add_row(s.value, str(statuses.get(s.value, 0)))
     depth = stats.get("inbox_depth", {})
     assert isinstance(depth, dict)
-    kt = Table(title="KE inboxes", min_width=40)
+    kt = Table(title="KEs", min_width=40)
     kt.add_column("kommune")
-    kt.add_column("waiting", justify="right")
-    kt.add_column("acknowledged", justify="right")
+    kt.add_column("adapter")
+    kt.add_column("waiting in inbox", justify="right")
+    kt.add_column("acknowledged / at platform", justify="right")
     for nr, name in names.items():
-        kt.add_row(f"{nr} {name}", str(depth.get(nr, 0)), str(acked.get(nr, 0)))
+        adapter, received = platforms.get(nr, ("ke_inbox", -1))
+        shown = str(acked.get(nr, 0)) if received < 0 else str(received)
+        kt.add_row(f"{nr} {name}", adapter, str(depth.get(nr, 0)), shown)
     sent_text = ", ".join(f"{k}: {v}" for k, v in sorted(sent.items())) or "nothing yet"
     return Group(head, Text(f"hospital sent — {sent_text}"), st, kt)
 
 
+def _directory_toml(settings: Settings, fhir_base: str, nhn_base: str) -> str:
+    """The shipped directory, with the demo's platform kommuner pointed at the simulators."""
+    out = ["[meta]\nfictitious_her_ids = true\n"]
+    for nr, entry in load_directory(settings.directory_file).entries.items():
+        u = entry.unit
+        adapter = PLATFORM_KOMMUNER.get(nr, u.adapter)
+        out.append(
+            f'[[kommune]]\nnr = "{nr}"\nname = "{u.kommune_name}"\n[kommune.ke]\n'
+            f'name = "{u.name}"\nher_id = {u.her_id}\nadapter = "{adapter}"\n'
+        )
+        if nr in PLATFORM_KOMMUNER:
+            base = fhir_base if adapter == "fhir_rest" else nhn_base
+            out.append(f'[kommune.ke.settings]\nbase_url = "{base}"\n')
+    return "\n".join(out)
+
+
 async def run(settings: Settings, kommuner: list[str], rate: float) -> None:
+    fhir, nhn = FhirPlatform(), NhnMessageService()
+    directory = settings.data_dir / "directory.toml"
+    directory.write_text(_directory_toml(settings, fhir.start(), nhn.start()), "utf-8")
+    settings = settings.model_copy(
+        update={"directory_file": directory, "gateway_her_id": DEMO_GATEWAY_HER_ID}
+    )
+    try:
+        await _run(settings, kommuner, rate, fhir, nhn)
+    finally:
+        fhir.stop()
+        nhn.stop()
+
+
+async def _run(
+    settings: Settings, kommuner: list[str], rate: float, fhir: FhirPlatform, nhn: NhnMessageService
+) -> None:
     app = create_app(settings)
     server = uvicorn.Server(
         uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning")
@@ -73,14 +116,23 @@ async def run(settings: Settings, kommuner: list[str], rate: float) -> None:
     sent: Counter[str] = Counter()
     acked: Counter[str] = Counter()
     workers = [asyncio.create_task(peers.hospital(base, kommuner, rate, sent))]
-    workers += [asyncio.create_task(peers.coordinating_unit(base, nr, acked)) for nr in kommuner]
+    workers += [
+        asyncio.create_task(peers.coordinating_unit(base, nr, acked))
+        for nr in kommuner
+        if nr not in PLATFORM_KOMMUNER
+    ]
     try:
         async with httpx.AsyncClient(base_url=base, timeout=5) as client:
             with Live(refresh_per_second=4) as live:
                 while not serving.done():
                     with contextlib.suppress(httpx.HTTPError):
                         stats = (await client.get("/stats")).json()
-                        live.update(_view(settings, base, stats, sent, acked, names))
+                        at_platform = {
+                            nr: (adapter, _received(fhir, nhn, adapter))
+                            for nr, adapter in PLATFORM_KOMMUNER.items()
+                            if nr in names
+                        }
+                        live.update(_view(settings, base, stats, sent, acked, names, at_platform))
                     await asyncio.wait({serving}, timeout=0.5)
     finally:
         for w in workers:
@@ -88,6 +140,11 @@ async def run(settings: Settings, kommuner: list[str], rate: float) -> None:
         await asyncio.gather(*workers, return_exceptions=True)
         server.should_exit = True
         await serving
+
+
+def _received(fhir: FhirPlatform, nhn: NhnMessageService, adapter: str) -> int:
+    """Messages the simulated platform keeps (one per id, however often it was resent)."""
+    return int(fhir.stats()["distinct"]) if adapter == "fhir_rest" else nhn.stats().distinct
 
 
 def prepare(settings: Settings, fresh: bool) -> None:
