@@ -28,11 +28,10 @@ Answers: every AppRec (1.0 or 1.1) in the gateway's unread list becomes an
 after the core has recorded it (``mark_handled``), so a crash in between re-reads it and the
 core ignores the repeat. What else may lie there:
 
-- a document that is XML but no AppRec (a message someone addressed to the gateway's HER-id):
-  this adapter does not take such messages, and nothing else in the gateway reads this list,
-  so it is marked read with a warning naming the NHN id only. Left unread it would be fetched
-  on every poll and could fill the list until no AppRec gets through;
-- a document that cannot be read at all (not base64, not XML): the same, for the same reason;
+- any other document (a hospital's MsgHead addressed to the gateway's HER-id, or something
+  that cannot be read at all): an :class:`InboundDocument` the core takes in like a
+  ``POST /plo`` (a valid notice goes on its way; anything else is kept as REJECTED with its
+  code, for the operator), and marks read only once it is kept. Nothing is dropped;
 - an AppRec that cannot be read (a required element missing, no ``OriginalMsgId``): left
   unread, warned about once. It is the KE's answer to one of our messages, so it is never
   thrown away; an operator can read it at NHN, and the message it answers is resent when its
@@ -62,6 +61,7 @@ from gateway.delivery import (
     Delivered,
     Delivery,
     DeliveryFailed,
+    InboundDocument,
 )
 from gateway.delivery_policy import Cause
 from gateway.directory import DirectoryError, load_directory
@@ -128,6 +128,8 @@ class NhnMsh(HttpAdapterBase):
         self.bases: dict[str, dict[str, Any]] = {}
         #: unreadable AppRecs already warned about (they stay unread: warn once, not per poll)
         self._warned: set[str] = set()
+        #: documents for the gateway found by the last polls, not yet taken (by handle)
+        self._inbound: dict[str, InboundDocument] = {}
 
     # ------------------------------------------------------------------ delivering
 
@@ -245,28 +247,18 @@ class NhnMsh(HttpAdapterBase):
         )
         if not response.is_success:
             raise status_failure(response, what)
+        handle = f"{base}|{nhn_id}"
         try:
-            root = parse_xml(
-                _document_bytes(response), max_bytes=self.context.settings.max_body_bytes
-            )
+            body = _document_bytes(response)
+        except ValueError:
+            body = response.content  # not the shape we know: kept as it came, refused at ingest
+        try:
+            root = parse_xml(body, max_bytes=self.context.settings.max_body_bytes)
         except (ValueError, Refused):
-            log.warning(
-                "%s: message %s at %s is no readable document: marked read, not handled",
-                self.name,
-                nhn_id,
-                base,
-            )
-            await self._mark_read(base, settings, her_id, nhn_id)
-            return None
-        if apprec_version(root) is None:
-            log.warning(
-                "%s: message %s at %s is not an AppRec (%s): marked read, not handled",
-                self.name,
-                nhn_id,
-                base,
-                etree.QName(root).localname,
-            )
-            await self._mark_read(base, settings, her_id, nhn_id)
+            root = None
+        if root is None or apprec_version(root) is None:
+            # a message for the gateway to take in (or to keep, refused, for the operator)
+            self._inbound[handle] = InboundDocument(body, "application/xml", handle)
             return None
         try:
             receipt = apprec_to_receipt(root)
@@ -295,6 +287,13 @@ class NhnMsh(HttpAdapterBase):
             handle=f"{base}|{nhn_id}",
         )
 
+    def take_inbound(self) -> list[InboundDocument]:
+        documents, self._inbound = list(self._inbound.values()), {}
+        return documents
+
+    async def mark_inbound_handled(self, documents: list[InboundDocument]) -> None:
+        await self._mark_handles([d.handle for d in documents])
+
     def _warn_once(self, nhn_id: str, base: str, why: str) -> None:
         if nhn_id in self._warned:
             return
@@ -308,19 +307,22 @@ class NhnMsh(HttpAdapterBase):
         )
 
     async def mark_handled(self, acknowledgements: list[Acknowledgement]) -> None:
+        await self._mark_handles([a.handle for a in acknowledgements if a.handle])
+
+    async def _mark_handles(self, handles: list[str]) -> None:
         her_id = self.context.settings.gateway_her_id
         if her_id is None:
             return
-        for ack in acknowledgements:
-            if not ack.handle or "|" not in ack.handle:
+        for handle in handles:
+            if "|" not in handle:
                 continue
-            base, nhn_id = ack.handle.rsplit("|", 1)
+            base, nhn_id = handle.rsplit("|", 1)
             settings = self.bases.get(base, {"base_url": base})
             try:
                 await self._mark_read(base, settings, her_id, nhn_id)
             except DeliveryFailed as e:
-                # read again on the next poll; the core ignores an answer it has recorded
-                log.warning("%s: AppRec %s at %s not marked read (%s)", self.name, nhn_id, base, e)
+                # read again on the next poll; the core ignores what it has recorded
+                log.warning("%s: %s at %s not marked read (%s)", self.name, nhn_id, base, e)
 
     async def _mark_read(
         self, base: str, settings: Mapping[str, Any], her_id: int, nhn_id: str

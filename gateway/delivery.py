@@ -98,6 +98,27 @@ class CollectsAcknowledgements(Protocol):
     async def mark_handled(self, acknowledgements: list[Acknowledgement]) -> None: ...
 
 
+@dataclass(frozen=True)
+class InboundDocument:
+    """A message a sender addressed to the gateway through a platform (a hospital's MsgHead
+    on the NHN message service): taken in like a ``POST /plo``, then marked handled."""
+
+    body: bytes
+    content_type: str
+    #: the adapter's handle for marking it read once it is kept
+    handle: str
+
+
+@runtime_checkable
+class ReceivesDocuments(Protocol):
+    """An adapter whose platform also brings the gateway messages to take in: what its last
+    poll found besides acknowledgements. Marked handled only once kept, so none is lost."""
+
+    def take_inbound(self) -> list[InboundDocument]: ...
+
+    async def mark_inbound_handled(self, documents: list[InboundDocument]) -> None: ...
+
+
 @runtime_checkable
 class Closable(Protocol):
     async def aclose(self) -> None: ...

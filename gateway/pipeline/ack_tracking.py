@@ -10,18 +10,19 @@ with the reason, for the operator.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import uuid
 
 from sqlalchemy import Connection
 
-from gateway.delivery import Acknowledgement, CollectsAcknowledgements
+from gateway.delivery import Acknowledgement, CollectsAcknowledgements, ReceivesDocuments
 from gateway.delivery_policy import Policy
 from gateway.domain.model import NeedNotice
 from gateway.domain.receipt import ReceiptError
 from gateway.domain.status import MessageStatus, Stage
-from gateway.pipeline import acknowledge, receipts
+from gateway.pipeline import acknowledge, ingest, receipts
 from gateway.runtime import Runtime
 from gateway.store import repository as repo
 from gateway.transport import Command, command_record
@@ -43,12 +44,25 @@ async def collect(rt: Runtime) -> int:
         except Exception as e:
             log.warning("acknowledgements: polling %s failed (%s)", adapter.name, type(e).__name__)
             continue
-        if not acks:
-            continue
-        recorded += await rt.db.write(_record_all, rt, acks, adapter.name)
-        rt.committed()
-        await adapter.mark_handled(acks)
+        if acks:
+            recorded += await rt.db.write(_record_all, rt, acks, adapter.name)
+            rt.committed()
+            await adapter.mark_handled(acks)
+        if isinstance(adapter, ReceivesDocuments):
+            await take_in(rt, adapter)
     return recorded
+
+
+async def take_in(rt: Runtime, adapter: ReceivesDocuments) -> None:
+    """Messages a platform brought for the gateway: taken in as a ``POST /plo`` would be (a
+    refused one is kept as REJECTED with its code), then marked handled."""
+    name = getattr(adapter, "name", "adapter")
+    for document in adapter.take_inbound():
+        # a refused one is kept, REJECTED with its receipt, for the operator; any other
+        # failure leaves it unread at the platform, to be taken on the next poll
+        with contextlib.suppress(ingest.IngestRefused):
+            await ingest.accept_plo(rt, document.body, document.content_type, f"adapter:{name}")
+        await adapter.mark_inbound_handled([document])
 
 
 def _record_all(conn: Connection, rt: Runtime, acks: list[Acknowledgement], adapter: str) -> int:

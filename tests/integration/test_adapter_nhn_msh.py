@@ -497,7 +497,7 @@ def apprec_for(msg_id: str, status: ReceiptStatus = ReceiptStatus.OK) -> bytes:
     )
 
 
-async def test_foreign_and_unreadable_documents_are_marked_read_but_broken_apprecs_kept(
+async def test_other_documents_are_handed_in_not_dropped_and_broken_apprecs_kept(
     service: NhnMessageService, adapter: NhnMsh
 ) -> None:
     adapter.remember({"base_url": service.base_url})
@@ -514,12 +514,17 @@ async def test_foreign_and_unreadable_documents_are_marked_read_but_broken_appre
 
     acks = await adapter.poll_acknowledgements()
     assert [a.message_id for a in acks] == [answered]
+    inbound = adapter.take_inbound()
+    assert sorted(d.body for d in inbound) == sorted(
+        [b"<Dialogmelding xmlns='x'/>", b"\x00 not xml"]
+    )
+    assert adapter.take_inbound() == []  # taken once
+    # nothing is marked read before the core has kept it
     unread = service.unread(GATEWAY_HER)
-    assert not_apprec not in unread
-    assert not_xml not in unread
-    assert broken in unread  # an AppRec is never thrown away
+    assert {not_apprec, not_xml, broken} <= set(unread)
     await adapter.mark_handled(acks)
-    assert service.unread(GATEWAY_HER) == [broken]
+    await adapter.mark_inbound_handled(inbound)
+    assert service.unread(GATEWAY_HER) == [broken]  # an AppRec is never thrown away
 
 
 async def test_one_poll_per_base_and_every_base_polled(
