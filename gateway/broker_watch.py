@@ -11,27 +11,22 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from typing import Protocol
 
 from aiokafka.admin import AIOKafkaAdminClient
 
 from gateway.config import Settings
 from gateway.pipeline import recovery
 from gateway.runtime import Runtime
-from gateway.transport import ensure_topics
+from gateway.transport import TopicConsumer, ensure_topics
 
 log = logging.getLogger(__name__)
-
-
-class Rewindable(Protocol):
-    async def rewind(self) -> None: ...
 
 
 async def watch(
     rt: Runtime,
     settings: Settings,
     bootstrap: str,
-    consumers: Sequence[Rewindable],
+    consumers: Sequence[TopicConsumer],
     *,
     interval: float = 1.0,
 ) -> None:

@@ -15,7 +15,14 @@ from gateway.config import Settings
 from gateway.pipeline import ack_tracking, consents, process, recovery
 from gateway.pipeline.deliver import Deliverer
 from gateway.runtime import Runtime, build_runtime
-from gateway.transport import OutboxRelay, RetryTier, StageConsumer, ensure_topics, make_producer
+from gateway.transport import (
+    OutboxRelay,
+    RetryTier,
+    StageConsumer,
+    TopicConsumer,
+    ensure_topics,
+    make_producer,
+)
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +35,7 @@ class Gateway:
     runtime: Runtime | None = None
     broker: EmbeddedBroker | None = None
     producer: AIOKafkaProducer | None = None
-    consumers: list[StageConsumer | RetryTier] = field(default_factory=list)
+    consumers: list[TopicConsumer] = field(default_factory=list)
     deliverer: Deliverer | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 

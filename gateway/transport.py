@@ -191,32 +191,23 @@ class OutboxRelay:
 Handler = Callable[[list[Command]], Awaitable[None]]
 
 
-class StageConsumer:
-    """Consumes one topic and runs a stage handler on each fetched batch of commands.
-
-    Batches keep the store's transactions few (one read and one write per batch rather than
-    per message). Offsets are committed only after the handler returned. A batch that keeps
-    failing is retried one command at a time; a command that still fails is logged and
-    skipped: its message stays in flight in the store and the recovery sweep re-drives it.
-    """
+class TopicConsumer:
+    """A consumer of one topic that commits by hand: every partition itself (``assign``) or
+    its share in the group (``subscribe``). Stage consumers and retry tiers build on it."""
 
     def __init__(
         self,
         name: str,
         topic: str,
-        handler: Handler,
         settings: Settings,
         bootstrap: str,
         *,
         group: str,
-        attempts: int = 4,
-        max_batch: int = 200,
+        max_batch: int,
     ) -> None:
         self.name = name
         self.topic = topic
-        self.handler = handler
         self.settings = settings
-        self.attempts = attempts
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap,
             group_id=group,
@@ -245,6 +236,35 @@ class StageConsumer:
     async def rewind(self) -> None:
         """Back to the start of every partition (the broker's topics were created anew)."""
         await self.consumer.seek_to_beginning()
+
+    async def run(self) -> None:
+        raise NotImplementedError
+
+
+class StageConsumer(TopicConsumer):
+    """Consumes one topic and runs a stage handler on each fetched batch of commands.
+
+    Batches keep the store's transactions few (one read and one write per batch rather than
+    per message). Offsets are committed only after the handler returned. A batch that keeps
+    failing is retried one command at a time; a command that still fails is logged and
+    skipped: its message stays in flight in the store and the recovery sweep re-drives it.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        topic: str,
+        handler: Handler,
+        settings: Settings,
+        bootstrap: str,
+        *,
+        group: str,
+        attempts: int = 4,
+        max_batch: int = 200,
+    ) -> None:
+        super().__init__(name, topic, settings, bootstrap, group=group, max_batch=max_batch)
+        self.handler = handler
+        self.attempts = attempts
 
     async def run(self) -> None:
         while True:
@@ -304,7 +324,7 @@ class StageConsumer:
         return True
 
 
-class RetryTier:
+class RetryTier(TopicConsumer):
     """Consumes one delayed-retry topic: holds each record until its command is due, then
     hands it to ``forward`` (the delivery stage) and commits.
 
@@ -324,36 +344,9 @@ class RetryTier:
         group: str,
         max_hold_seconds: float = 1.0,
     ) -> None:
-        self.name = topic
-        self.topic = topic
+        super().__init__(topic, topic, settings, bootstrap, group=group, max_batch=500)
         self.forward = forward
-        self.settings = settings
         self.max_hold = max_hold_seconds
-        self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap,
-            group_id=group,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            session_timeout_ms=settings.kafka_session_timeout_ms,
-            heartbeat_interval_ms=max(1000, settings.kafka_session_timeout_ms // 4),
-            max_poll_records=500,
-            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
-        )
-
-    async def start(self) -> None:
-        await self.consumer.start()
-        if self.settings.group_mode == "assign":
-            await self.consumer.topics()
-            partitions = self.consumer.partitions_for_topic(self.topic) or {0}
-            self.consumer.assign([TopicPartition(self.topic, p) for p in sorted(partitions)])
-        else:
-            self.consumer.subscribe([self.topic])
-
-    async def stop(self) -> None:
-        await self.consumer.stop()
-
-    async def rewind(self) -> None:
-        await self.consumer.seek_to_beginning()
 
     async def run(self) -> None:
         while True:
