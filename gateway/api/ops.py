@@ -118,6 +118,19 @@ class Event(BaseModel):
     actor: str
 
 
+class DeliveryAttempt(BaseModel):
+    at: dt.datetime
+    generation: int
+    attempt: int
+    adapter: str
+    outcome: str
+    cause: str | None
+    code: str | None
+    detail: str | None
+    remote_ref: str | None
+    duration_ms: int
+
+
 class MessageView(BaseModel):
     id: str
     kind: str
@@ -127,13 +140,20 @@ class MessageView(BaseModel):
     received_at: dt.datetime
     updated_at: dt.datetime
     reason: str | None
+    #: delivery tries in this generation, failed tries in a row, resends for a missing ack
+    attempts: int
+    failures: int
+    resends: int
+    #: when a RETRYING message is due for its next try
+    next_attempt_at: dt.datetime | None
     events: list[Event]
+    deliveries: list[DeliveryAttempt]
 
 
 @router.get("/messages/{message_id}", response_model=MessageView, summary="Status and timeline")
 async def message(request: Request, message_id: str) -> MessageView:
     rt = runtime(request)
-    m, events = await rt.db.read(_message_and_events, message_id)
+    m, events, deliveries = await rt.db.read(_message_and_events, message_id)
     if m is None:
         raise Problem(404, "unknown-message", "No message with this id")
     return MessageView(
@@ -145,15 +165,24 @@ async def message(request: Request, message_id: str) -> MessageView:
         received_at=m.received_at,
         updated_at=m.updated_at,
         reason=m.reason,
+        attempts=m.attempts,
+        failures=m.failures,
+        resends=m.resends,
+        next_attempt_at=m.next_attempt_at,
         events=[Event(**{k: e[k] for k in Event.model_fields}) for e in events],
+        deliveries=[
+            DeliveryAttempt(**{k: d[k] for k in DeliveryAttempt.model_fields}) for d in deliveries
+        ],
     )
 
 
 def _message_and_events(
     conn: Connection, message_id: str
-) -> tuple[repo.MessageRow | None, list[dict[str, Any]]]:
+) -> tuple[repo.MessageRow | None, list[dict[str, Any]], list[dict[str, Any]]]:
     m = repo.get_message(conn, message_id)
-    return m, repo.events_of(conn, message_id) if m else []
+    if m is None:
+        return None, [], []
+    return m, repo.events_of(conn, message_id), repo.attempts_of(conn, message_id)
 
 
 class RetryResult(BaseModel):

@@ -60,6 +60,11 @@ async def test_unacknowledged_notice_is_resent_then_dead_and_a_late_ack_still_co
     assert view["reason"].startswith("X99 delivered but never acknowledged")
     delivered = [e for e in view["events"] if e["status"] == "DELIVERED"]
     assert len(delivered) == 1 + settings.ack_resends  # the first delivery and each resend
+    tries = view["deliveries"]
+    assert [(d["attempt"], d["outcome"], d["adapter"]) for d in tries] == [
+        (n, "delivered", "ke_inbox") for n in range(1 + settings.ack_resends)
+    ]
+    assert view["resends"] == settings.ack_resends
 
     # the KE's inbox shows it once, under the same id, however often it was resent
     inbox = (await client.get("/ke/1506/inbox")).json()["items"]
