@@ -12,7 +12,9 @@ import datetime as dt
 from dataclasses import dataclass
 
 from gateway.directory import Directory
-from gateway.domain.model import CoordinatingUnit, NeedNotice
+from gateway.domain.content import Content, person_of
+from gateway.domain.model import CoordinatingUnit
+from gateway.domain.plan import PlanTransfer
 from gateway.domain.receipt import Refused
 from gateway.population import PopulationRegister
 from mappings.codes.kommune_register import KommuneRegister, ResolutionStatus
@@ -34,7 +36,7 @@ class HeldForOperator:
 
 
 def route(
-    notice: NeedNotice,
+    content: Content,
     directory: Directory,
     register: KommuneRegister,
     on: dt.date,
@@ -42,13 +44,17 @@ def route(
 ) -> Routed | HeldForOperator:
     """The KE of the patient's bostedskommune as it is on ``on`` (the day of routing).
 
-    The kommune is the notice's; when the notice does not name one, the population
-    register's for the day the notice was sent.
+    The kommune is the message's (for a plan transfer: the new kommune it names, else the
+    person's address in the plan); when it names none, the population register's for the day
+    the message was sent.
     """
-    kommune_nr = notice.patient.kommune_nr
+    person = person_of(content)
+    kommune_nr = person.kommune_nr
+    if isinstance(content, PlanTransfer) and content.new_kommune_nr:
+        kommune_nr = content.new_kommune_nr
     found_in_register = None
     if kommune_nr is None and population is not None:
-        kommune_nr = population.bostedskommune(notice.patient.person_id, notice.sent_at.date())
+        kommune_nr = population.bostedskommune(person.person_id, content.sent_at.date())
         if kommune_nr is not None:
             found_in_register = f"bostedskommune {kommune_nr} from the population register"
     if kommune_nr is None:

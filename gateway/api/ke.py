@@ -12,14 +12,14 @@ from sqlalchemy import Connection
 
 from gateway.api.deps import runtime, wants_xml
 from gateway.api.problems import FHIR_JSON, Problem
-from gateway.domain.model import NeedNotice, Organisation
+from gateway.domain.content import load_content
+from gateway.domain.model import Organisation
 from gateway.domain.receipt import ERROR_TEXTS, ReceiptError
 from gateway.pipeline.acknowledge import NotInInbox, acknowledge
 from gateway.runtime import Runtime
 from gateway.store import repository as repo
-from mappings.fhir.notice import notice_to_bundle
+from mappings.outbound import to_fhir, to_msghead
 from mappings.plo.msghead import Party, default_endpoint, to_bytes
-from mappings.plo.notice import notice_to_msghead
 
 router = APIRouter(prefix="/ke/{kommunenr}", tags=["KE inbox"])
 
@@ -105,17 +105,15 @@ async def inbox_item(request: Request, kommunenr: KommuneParam, message_id: str)
     message = await rt.db.read(_in_inbox, kommunenr, message_id)
     if message is None or message.canonical is None:
         raise Problem(404, "not-in-inbox", "No such message in this inbox")
-    notice = NeedNotice.model_validate_json(message.canonical)
-    if wants_xml(request.headers.get("accept", "")):
-        unit = rt.directory.unit_for(kommunenr)
-        assert unit is not None
-        receiver = Party(Organisation(name=unit.name, her_id=unit.her_id))
-        root = notice_to_msghead(notice, msg_id=message.id, receiver=receiver)
-        return Response(to_bytes(root), media_type=XML)
+    content = load_content(message.kind, message.canonical)
     unit = rt.directory.unit_for(kommunenr)
     assert unit is not None
+    if wants_xml(request.headers.get("accept", "")):
+        receiver = Party(Organisation(name=unit.name, her_id=unit.her_id))
+        root = to_msghead(content, msg_id=message.id, receiver=receiver)
+        return Response(to_bytes(root), media_type=XML)
     ke = Organisation(name=unit.name, her_id=unit.her_id)
-    bundle = notice_to_bundle(notice, destination=default_endpoint(ke, None))
+    bundle = to_fhir(content, destination=default_endpoint(ke, None))
     return Response(orjson.dumps(bundle), media_type=FHIR_JSON)
 
 

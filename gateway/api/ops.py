@@ -20,7 +20,8 @@ from sqlalchemy import Connection
 from gateway import directory_watch
 from gateway.api.deps import runtime
 from gateway.api.problems import Problem
-from gateway.domain.model import MessageKind, NeedNotice
+from gateway.domain.content import load_content
+from gateway.domain.model import MessageKind
 from gateway.domain.receipt import ReceiptError
 from gateway.domain.status import MessageStatus, Stage
 from gateway.pipeline import receipts
@@ -220,7 +221,7 @@ def _decide_anew(
     """The one way a DEAD message goes on again, whether retried alone or in bulk: the
     operator's event first, then consent and routing decided as for a new notice."""
     repo.add_event(conn, m.id, Stage.OPERATOR, None, detail, actor)
-    advance(conn, rt, m, NeedNotice.model_validate_json(canonical), actor=actor)
+    advance(conn, rt, m, load_content(m.kind, canonical), actor=actor)
     after = repo.get_message(conn, m.id)
     assert after is not None
     return after.status
@@ -505,6 +506,6 @@ def _discard(
             f"it is {m.status}",
         )
     repo.add_event(conn, m.id, Stage.OPERATOR, None, f"discarded: {reason}", actor)
-    notice = NeedNotice.model_validate_json(m.canonical) if m.canonical else None
+    notice = load_content(m.kind, m.canonical) if m.canonical else None
     receipts.reject(conn, rt, m, Stage.OPERATOR, (DISCARDED,), notice=notice, actor=actor)
     return MessageStatus.REJECTED

@@ -19,7 +19,7 @@ from sqlalchemy import Connection
 
 from gateway.delivery import Acknowledgement, CollectsAcknowledgements, ReceivesDocuments
 from gateway.delivery_policy import Policy
-from gateway.domain.model import NeedNotice
+from gateway.domain.content import load_content
 from gateway.domain.receipt import ReceiptError
 from gateway.domain.status import MessageStatus, Stage
 from gateway.pipeline import acknowledge, ingest, receipts
@@ -159,7 +159,7 @@ def _resend_or_dead(
                         detail=f"delivered but never acknowledged by the recipient (resent "
                         f"{m.resends} times); the operator can retry it",
                     )
-                    notice = NeedNotice.model_validate_json(m.canonical) if m.canonical else None
+                    notice = load_content(m.kind, m.canonical) if m.canonical else None
                     receipts.dead(conn, rt, m, Stage.ACKNOWLEDGE, (error,), notice=notice)
         except repo.StaleStatus:
             continue  # acknowledged meanwhile

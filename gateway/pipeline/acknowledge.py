@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection
 
-from gateway.domain.model import NeedNotice, Organisation
+from gateway.domain.content import load_content
+from gateway.domain.model import Organisation
 from gateway.domain.receipt import ReceiptError, ReceiptStatus
 from gateway.domain.status import MessageStatus, Stage
 from gateway.pipeline import receipts
@@ -78,7 +79,7 @@ def record(
     if message.status not in (MessageStatus.DELIVERED, MessageStatus.DEAD):
         raise repo.StaleStatus(message.id)
     assert message.canonical is not None
-    notice = NeedNotice.model_validate_json(message.canonical)
+    notice = load_content(message.kind, message.canonical)
     unit = rt.directory.unit_for(message.recipient_kommune or "")
     answered_by = Organisation(name=unit.name, her_id=unit.her_id) if unit else None
     if errors:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from sqlalchemy import Connection
 
 from gateway.consent.rules import PURPOSE_OF, ConsentDecision, Verdict, decide
+from gateway.domain.content import Content, person_of
 from gateway.domain.identifiers import birth_date, parse_person_id
 from gateway.domain.model import NeedNotice, NoticeKind
 from gateway.domain.receipt import ReceiptError, Refused
@@ -35,13 +36,15 @@ UNDELIVERED = (
 
 
 def consent_decision(
-    conn: Connection, rt: Runtime, notice: NeedNotice, recipient_kommune: str | None
+    conn: Connection, rt: Runtime, content: Content, recipient_kommune: str | None
 ) -> ConsentDecision:
-    """The decision for this notice now, from every consent on record for the person."""
-    person = parse_person_id(notice.patient.person_id, allow_synthetic=True)
+    """The decision for this message now, from every consent on record for the person: for a
+    notice the need-notice purpose, for a plan transfer the transfer purpose."""
+    patient = person_of(content)
+    person = parse_person_id(patient.person_id, allow_synthetic=True)
     return decide(
-        PURPOSE_OF[notice.kind],
-        repo.consents_for(conn, rt.pseudonymize(notice.patient.person_id)),
+        PURPOSE_OF[content.kind],
+        repo.consents_for(conn, rt.pseudonymize(patient.person_id)),
         at=rt.clock(),
         recipient_kommune=recipient_kommune,
         born=birth_date(person),
@@ -52,7 +55,7 @@ def advance(
     conn: Connection,
     rt: Runtime,
     message: repo.MessageRow,
-    notice: NeedNotice,
+    notice: Content,
     *,
     actor: str = ACTOR,
 ) -> None:
@@ -115,8 +118,13 @@ def advance(
         )
         return
     unit = routing.unit
-    earlier = _coordinator_notice(conn, rt, message, notice, unit.kommune_nr)
+    earlier = (
+        _coordinator_notice(conn, rt, message, notice, unit.kommune_nr)
+        if isinstance(notice, NeedNotice)
+        else None
+    )
     if earlier is not None:
+        assert isinstance(notice, NeedNotice)
         notice = notice.model_copy(update={"existing_coordinator": True})
         repo.add_event(
             conn,

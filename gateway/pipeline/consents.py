@@ -19,7 +19,8 @@ import uuid
 from sqlalchemy import Connection
 
 from gateway.domain.consent import ConsentPurpose, ConsentRecord
-from gateway.domain.model import ConsentAttestation, NeedNotice
+from gateway.domain.content import load_content
+from gateway.domain.model import ConsentAttestation
 from gateway.domain.receipt import ReceiptError
 from gateway.domain.status import MessageStatus, Stage
 from gateway.pipeline import receipts
@@ -64,7 +65,7 @@ def file_consent(
     for message in repo.messages_of_person(conn, pseudonym, UNDELIVERED):
         if message.canonical is None:
             continue
-        notice = NeedNotice.model_validate_json(message.canonical)
+        notice = load_content(message.kind, message.canonical)
         with conn.begin_nested():
             before = message.status
             advance(conn, rt, message, notice)
@@ -77,7 +78,7 @@ def _expire(conn: Connection, rt: Runtime) -> list[str]:
     hold = dt.timedelta(days=rt.settings.consent_hold_days)
     expired = []
     for message in repo.held_before(conn, MessageStatus.HELD_CONSENT, rt.clock() - hold):
-        notice = NeedNotice.model_validate_json(message.canonical) if message.canonical else None
+        notice = load_content(message.kind, message.canonical) if message.canonical else None
         detail = (
             f"no valid consent arrived within {rt.settings.consent_hold_days:g} days "
             f"({message.reason or 'held for consent'})"

@@ -29,7 +29,7 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait
 from gateway.delivery import Delivered, Delivery, DeliveryAdapter, DeliveryFailed
 from gateway.delivery_policy import Cause, Policy, tier_name
 from gateway.directory import DirectoryEntry
-from gateway.domain.model import NeedNotice
+from gateway.domain.content import Content, load_content
 from gateway.domain.receipt import ReceiptError
 from gateway.domain.status import MessageStatus, Stage
 from gateway.pipeline import acknowledge, receipts
@@ -53,7 +53,7 @@ class NoRecipient:
 class Outcome:
     command: Command
     message: repo.MessageRow
-    notice: NeedNotice
+    notice: Content
     adapter: str
     result: Delivered | DeliveryFailed | NoRecipient
     duration_ms: int = 0
@@ -134,7 +134,7 @@ class Deliverer:
         if message.canonical is None:
             log.error("deliver: message %s has no canonical form", message.id)
             return None
-        notice = NeedNotice.model_validate_json(message.canonical)
+        notice = load_content(message.kind, message.canonical)
         entry = self.rt.directory.active_entry(message.recipient_kommune or "")
         if entry is None:
             # the directory changed since routing: no KE to deliver to (DEAD, retryable)

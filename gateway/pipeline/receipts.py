@@ -8,7 +8,8 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection
 
-from gateway.domain.model import MessageKind, NeedNotice, Organisation
+from gateway.domain.content import Content
+from gateway.domain.model import MessageKind, Organisation
 from gateway.domain.receipt import Receipt, ReceiptError, ReceiptStatus
 from gateway.domain.status import MessageStatus, Stage
 from gateway.runtime import Runtime
@@ -29,7 +30,7 @@ def issue(
     status: ReceiptStatus,
     errors: tuple[ReceiptError, ...],
     *,
-    notice: NeedNotice | None,
+    notice: Content | None,
     answered_by: Organisation | None = None,
 ) -> Receipt:
     """Store the receipt and queue it on the receipts topic, in the caller's transaction."""
@@ -77,7 +78,7 @@ def dead(
     stage: Stage,
     errors: tuple[ReceiptError, ...],
     *,
-    notice: NeedNotice | None = None,
+    notice: Content | None = None,
     **fields: Any,
 ) -> Receipt:
     """DEAD: the sender is told (a rejecting receipt), the dead-letter topic gets a record (for
@@ -122,7 +123,7 @@ def reject(
     stage: Stage,
     errors: tuple[ReceiptError, ...],
     *,
-    notice: NeedNotice | None = None,
+    notice: Content | None = None,
     actor: str = GATEWAY_ACTOR,
     answered_by: Organisation | None = None,
 ) -> Receipt:

@@ -97,7 +97,7 @@ def delivery(
     return Delivery(
         message_id=message_id or str(uuid.uuid4()),
         generation=1,
-        notice=the_notice or notice(),
+        content=the_notice or notice(),
         unit=unit(her_id),
         settings={"base_url": base_url, **extra},
     )

@@ -1,0 +1,24 @@
+"""What a message carries, by its kind: one loader for the canonical form the store keeps, so
+every stage reads a stored message the same way."""
+
+from __future__ import annotations
+
+from gateway.domain.model import MessageKind, NeedNotice, Patient
+from gateway.domain.plan import PlanTransfer
+
+Content = NeedNotice | PlanTransfer
+
+_MODELS: dict[MessageKind, type[NeedNotice] | type[PlanTransfer]] = {
+    MessageKind.NEED_NOTICE: NeedNotice,
+    MessageKind.PLAN_TRANSFER: PlanTransfer,
+}
+
+
+def load_content(kind: str, canonical: str) -> Content:
+    """The canonical content of a stored message (``messages.canonical``) of ``kind``."""
+    return _MODELS[MessageKind(kind)].model_validate_json(canonical)
+
+
+def person_of(content: Content) -> Patient:
+    """The person the message is about: consent and routing go by them."""
+    return content.patient if isinstance(content, NeedNotice) else content.plan.patient
