@@ -22,6 +22,15 @@ from gateway.domain.model import (
     PersonName,
     Sender,
 )
+from gateway.domain.plan import (
+    Coordinator,
+    Goal,
+    Measure,
+    Participant,
+    ParticipantKind,
+    Plan,
+    PlanTransfer,
+)
 
 GIVEN = ["Kari", "Ola", "Ingrid", "Lars", "Sigrid", "Nils", "Astrid", "Jonas", "Sofie", "Emil"]
 FAMILY = ["Nordmann", "Hansen", "Johansen", "Olsen", "Larsen", "Berg", "Haugen", "Dahl", "Lie"]
@@ -105,4 +114,78 @@ def make_notice(
             if with_consent
             else None
         ),
+    )
+
+
+def ke_of(kommune_nr: str) -> Organisation:
+    """The (fictitious) KE of a kommune in the shipped directory: HER-id 99 000 000 + nr."""
+    return Organisation(
+        name=f"Koordinerende enhet {kommune_nr}", her_id=99_000_000 + int(kommune_nr)
+    )
+
+
+def make_transfer(
+    rng: random.Random,
+    old_kommune: str,
+    new_kommune: str,
+    *,
+    plan_id: str | None = None,
+    version: int = 1,
+    previous_version_id: str | None = None,
+    person: Patient | None = None,
+    sent_at: dt.datetime | None = None,
+) -> PlanTransfer:
+    """A plan that moves with its person from ``old_kommune``'s KE to ``new_kommune``."""
+    patient = person or Patient(
+        person_id=synthetic_person_id(rng, child=False),
+        id_kind=PersonIdKind.FNR,
+        name=PersonName(given=rng.choice(GIVEN), family=rng.choice(FAMILY)),
+        kommune_nr=old_kommune,
+    )
+    old_ke = ke_of(old_kommune)
+    plan = Plan(
+        plan_id=plan_id or str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+        version=version,
+        version_id=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+        previous_version_id=previous_version_id if version > 1 else None,
+        patient=patient,
+        responsible=old_ke,
+        needs=(rng.choice(NEEDS),),
+        resources=("Familie og nettverk som stiller opp",),
+        goals=(Goal(key="g1", description="Bo hjemme og gå tilbake til arbeid"),),
+        participants=(
+            Participant(
+                key="p1",
+                kind=ParticipantKind.PERSON,
+                name=f"{patient.name.given} {patient.name.family}",
+            ),
+            Participant(
+                key="p2",
+                kind=ParticipantKind.PROFESSIONAL,
+                name="Koordinator i kommunen",
+                role="koordinator",
+                organisation=old_ke,
+                contribution="Holder sammen planarbeidet",
+            ),
+        ),
+        coordinator=Coordinator(participant="p2"),
+        measures=(
+            Measure(
+                key="m1",
+                description="Fysioterapi",
+                scope="2 timer per uke",
+                owner="p2",
+                goals=("g1",),
+            ),
+        ),
+        period_start=dt.date(2026, 1, 1),
+        consent=ConsentAttestation(given_by=ConsentGiver.PERSON, given_on=dt.date(2025, 12, 1)),
+    )
+    return PlanTransfer(
+        sender_message_id=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+        sent_at=sent_at or dt.datetime.now(dt.UTC).replace(microsecond=0),
+        source_endpoint=f"urn:oid:2.16.578.1.12.4.1.2:{old_ke.her_id}",
+        sender=Sender(organisation=old_ke, contact=Contact(name="Koordinerende enhet")),
+        new_kommune_nr=new_kommune,
+        plan=plan,
     )

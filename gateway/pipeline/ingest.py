@@ -15,21 +15,26 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from lxml import etree
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
-from gateway.domain.model import MessageKind, NeedNotice
+from gateway.domain.content import Content, person_of
+from gateway.domain.model import MessageKind
 from gateway.domain.receipt import Receipt, ReceiptError, Refused
 from gateway.domain.status import MessageStatus, Stage
 from gateway.pipeline import receipts
 from gateway.runtime import Runtime
 from gateway.store import repository as repo
 from gateway.transport import Command, command_record
-from mappings.fhir.notice import patient_identifier
+from mappings.fhir.notice import EVENT_NEED_NOTICE, patient_identifier
+from mappings.fhir.plan import EVENT_PLAN_TRANSFER
 from mappings.plo import namespaces as ns
 from mappings.plo.msghead import Envelope, code_value
 from mappings.plo.notice import MSG_TYPE as NOTICE_MSG_TYPE
 from mappings.plo.notice import msghead_to_notice
+from mappings.plo.plan import MSG_TYPE as PLAN_MSG_TYPE
+from mappings.plo.plan import msghead_to_transfer
 from mappings.plo.xmlsafe import parse_xml
 
 log = logging.getLogger(__name__)
@@ -37,10 +42,19 @@ log = logging.getLogger(__name__)
 _MESSAGE_REF = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 #: what a MsgInfo/Type code looks like (8279); anything else is not echoed back
 _MSG_TYPE_CODE = re.compile(r"^[A-Z0-9_]{1,40}$")
-HANDLED_MSG_TYPES = (NOTICE_MSG_TYPE[0],)
+#: the MsgHead types taken, and the kind of message each is
+MSG_TYPE_KINDS: dict[str, MessageKind] = {
+    NOTICE_MSG_TYPE[0]: MessageKind.NEED_NOTICE,
+    PLAN_MSG_TYPE[0]: MessageKind.PLAN_TRANSFER,
+}
+HANDLED_MSG_TYPES = tuple(MSG_TYPE_KINDS)
+#: the FHIR MessageHeader.eventCoding codes taken, and the kind of message each is
+EVENT_KINDS: dict[str, MessageKind] = {
+    EVENT_NEED_NOTICE: MessageKind.NEED_NOTICE,
+    EVENT_PLAN_TRANSFER: MessageKind.PLAN_TRANSFER,
+}
 #: real FHIR messages nest a dozen levels; the FHIR models recurse on nesting
 MAX_JSON_DEPTH = 48
-KIND = MessageKind.NEED_NOTICE.value
 
 
 @dataclass(frozen=True)
@@ -61,8 +75,10 @@ class IngestRefused(Exception):
         self.errors = receipt.errors
 
 
-def _envelope(body: bytes) -> tuple[dict[str, Any], str, str]:
-    """The Bundle, its source endpoint and the sender's message id, or Refused."""
+def _envelope(body: bytes) -> tuple[dict[str, Any], str, str, MessageKind]:
+    """The Bundle, its source endpoint, the sender's message id and the message's kind (by
+    its event; an unknown event reads as a notice, whose mapping then says what is wrong),
+    or Refused."""
     try:
         bundle = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -85,7 +101,10 @@ def _envelope(body: bytes) -> tuple[dict[str, Any], str, str]:
     endpoint = source.get("endpoint") if isinstance(source, dict) else None
     if not isinstance(endpoint, str) or not endpoint.strip() or len(endpoint) > 256:
         raise Refused.one("T02", "MessageHeader.source.endpoint is missing")
-    return bundle, endpoint, header_id
+    event = header.get("eventCoding")
+    code = event.get("code") if isinstance(event, dict) else None
+    kind = EVENT_KINDS.get(code, MessageKind.NEED_NOTICE) if isinstance(code, str) else None
+    return bundle, endpoint, header_id, kind or MessageKind.NEED_NOTICE
 
 
 def _too_deep(value: Any, limit: int) -> bool:
@@ -134,11 +153,11 @@ async def store_refused(
 
 async def accept_fhir(rt: Runtime, body: bytes, content_type: str, actor: str) -> Accepted:
     try:
-        bundle, endpoint, header_id = _envelope(body)
+        bundle, endpoint, header_id, kind = _envelope(body)
     except Refused as r:
         raise IngestRefused(await store_refused(rt, body, content_type, actor, r.errors)) from None
     return await _keep(
-        rt, body, content_type, actor, endpoint, header_id, patient_identifier(bundle)
+        rt, body, content_type, actor, endpoint, header_id, patient_identifier(bundle), kind
     )
 
 
@@ -149,7 +168,7 @@ async def accept_plo(rt: Runtime, body: bytes, content_type: str, actor: str) ->
     once, with the precise 8221 code, what is wrong; the pipeline only routes what is kept.
     """
     try:
-        notice, envelope = _read_plo(rt, body)
+        content, envelope = _read_plo(rt, body)
     except Refused as r:
         raise IngestRefused(await store_refused(rt, body, content_type, actor, r.errors)) from None
     return await _keep(
@@ -157,13 +176,14 @@ async def accept_plo(rt: Runtime, body: bytes, content_type: str, actor: str) ->
         body,
         content_type,
         actor,
-        notice.source_endpoint,
+        content.source_endpoint,
         envelope.msg_id,
-        notice.patient.person_id,
+        person_of(content).person_id,
+        content.kind,
     )
 
 
-def _read_plo(rt: Runtime, body: bytes) -> tuple[NeedNotice, Envelope]:
+def _read_plo(rt: Runtime, body: bytes) -> tuple[Content, Envelope]:
     if rt.schemas is None:
         raise Refused.one("X99", "XML ingest is not available: the KITH schemas are not installed")
     root = parse_xml(body, max_bytes=rt.settings.max_body_bytes)
@@ -180,7 +200,16 @@ def _read_plo(rt: Runtime, body: bytes) -> tuple[NeedNotice, Envelope]:
     errors = rt.schemas.errors(root)
     if errors:
         raise Refused(*errors)
-    return msghead_to_notice(root, allow_synthetic_ids=rt.settings.accept_synthetic_ids)
+    return read_msghead(root, MSG_TYPE_KINDS[msg_type], rt.settings.accept_synthetic_ids)
+
+
+def read_msghead(
+    root: etree._Element, kind: MessageKind, allow_synthetic_ids: bool
+) -> tuple[Content, Envelope]:
+    """The content of a MsgHead of a type taken here (checked against the schemas before)."""
+    if kind is MessageKind.PLAN_TRANSFER:
+        return msghead_to_transfer(root, allow_synthetic_ids=allow_synthetic_ids)
+    return msghead_to_notice(root, allow_synthetic_ids=allow_synthetic_ids)
 
 
 async def _keep(
@@ -191,6 +220,7 @@ async def _keep(
     endpoint: str,
     header_id: str,
     person_id: str | None,
+    kind: MessageKind,
 ) -> Accepted:
     """Store the message and its outbox row in one transaction; a re-send gets the first id."""
     pseudonym = rt.pseudonymize(person_id) if person_id else None
@@ -201,7 +231,7 @@ async def _keep(
             return Accepted(earlier.id, earlier.status, duplicate=True)
         message_id = repo.insert_message(
             conn,
-            kind=KIND,
+            kind=kind.value,
             status=MessageStatus.RECEIVED,
             content_type=content_type,
             raw=body,

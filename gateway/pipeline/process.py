@@ -15,17 +15,22 @@ import traceback
 import orjson
 from sqlalchemy import Connection
 
+from gateway import plan_history
 from gateway.consent.rules import PURPOSE_OF
-from gateway.domain.model import NeedNotice
+from gateway.domain.consent import ConsentPurpose
+from gateway.domain.content import Content, person_of
+from gateway.domain.model import MessageKind, NeedNotice
+from gateway.domain.plan import PlanTransfer
 from gateway.domain.receipt import Refused
 from gateway.domain.status import MessageStatus, Stage
 from gateway.pipeline import consents, receipts
 from gateway.pipeline.advance import advance
+from gateway.pipeline.ingest import read_msghead
 from gateway.runtime import Runtime
 from gateway.store import repository as repo
 from gateway.transport import Command, Handler
 from mappings.fhir.notice import bundle_to_notice
-from mappings.plo.notice import msghead_to_notice
+from mappings.fhir.plan import bundle_to_transfer
 from mappings.plo.xmlsafe import parse_xml
 
 log = logging.getLogger(__name__)
@@ -33,27 +38,32 @@ log = logging.getLogger(__name__)
 CONSUMER = "pipeline"
 ACTOR = "gateway"
 _READY = frozenset({MessageStatus.RECEIVED, MessageStatus.VALIDATED})
+_VALID = {
+    MessageKind.NEED_NOTICE: "valid need-for-IP notice",
+    MessageKind.PLAN_TRANSFER: "valid plan transfer",
+}
 
-Work = tuple[Command, repo.MessageRow, NeedNotice | Refused]
+Work = tuple[Command, repo.MessageRow, Content | Refused]
 
 
-def read_notice(rt: Runtime, raw: bytes, content_type: str) -> NeedNotice | Refused:
-    """The canonical notice, or the refusal that says what is wrong with the body.
+def read_content(rt: Runtime, raw: bytes, content_type: str, kind: str) -> Content | Refused:
+    """The canonical content (notice or plan transfer), or the refusal that says what is
+    wrong with the body.
 
     Mapping is pure, so any other failure comes from the input too: it is refused (and logged
     as a fault of ours to look at) rather than retried forever.
     """
     try:
         if content_type in receipts.XML_TYPES:
-            return _read_xml(rt, raw)
-        return _read(rt, raw)
+            return _read_xml(rt, raw, MessageKind(kind))
+        return _read(rt, raw, MessageKind(kind))
     except Refused as r:
         return r
     except Exception as e:
         # Where, not what: the exception's text may quote the input.
         where = traceback.extract_tb(e.__traceback__)[-1]
         log.error(
-            "pipeline: unexpected %s reading a notice at %s:%s",
+            "pipeline: unexpected %s reading a message at %s:%s",
             type(e).__name__,
             where.filename,
             where.lineno,
@@ -61,19 +71,22 @@ def read_notice(rt: Runtime, raw: bytes, content_type: str) -> NeedNotice | Refu
         return Refused.one("X99", f"the message could not be read ({type(e).__name__})")
 
 
-def _read_xml(rt: Runtime, raw: bytes) -> NeedNotice:
-    """A MsgHead ingest has checked against the schemas; read it again into the notice."""
+def _read_xml(rt: Runtime, raw: bytes, kind: MessageKind) -> Content:
+    """A MsgHead ingest has checked against the schemas; read it again into its content."""
     root = parse_xml(raw, max_bytes=max(rt.settings.max_body_bytes, len(raw)))
-    notice, _ = msghead_to_notice(root, allow_synthetic_ids=rt.settings.accept_synthetic_ids)
-    return notice
+    content, _ = read_msghead(root, kind, rt.settings.accept_synthetic_ids)
+    return content
 
 
-def _read(rt: Runtime, raw: bytes) -> NeedNotice:
+def _read(rt: Runtime, raw: bytes, kind: MessageKind) -> Content:
     try:
         bundle = orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise Refused.one("T01", "body is not well-formed JSON") from None
-    return bundle_to_notice(bundle, allow_synthetic_ids=rt.settings.accept_synthetic_ids)
+    allow = rt.settings.accept_synthetic_ids
+    if kind is MessageKind.PLAN_TRANSFER:
+        return bundle_to_transfer(bundle, allow_synthetic_ids=allow)
+    return bundle_to_notice(bundle, allow_synthetic_ids=allow)
 
 
 def handler(rt: Runtime) -> Handler:
@@ -87,7 +100,7 @@ def handler(rt: Runtime) -> Handler:
         if not todo:
             return
         outcomes = await asyncio.to_thread(
-            lambda: [read_notice(rt, raw, m.content_type) for _, m, raw in todo]
+            lambda: [read_content(rt, raw, m.content_type, m.kind) for _, m, raw in todo]
         )
         work = [(c, m, o) for (c, m, _), o in zip(todo, outcomes, strict=True)]
         await rt.db.write(_record_all, rt, work)
@@ -116,7 +129,7 @@ def _record(
     rt: Runtime,
     command: Command,
     message: repo.MessageRow,
-    outcome: NeedNotice | Refused,
+    outcome: Content | Refused,
 ) -> None:
     if not repo.claim(conn, CONSUMER, command.ref):
         return
@@ -124,22 +137,36 @@ def _record(
         receipts.reject(conn, rt, message, Stage.VALIDATE, outcome.errors)
         return
     notice = outcome
+    person_id = person_of(notice).person_id
     if message.status is MessageStatus.RECEIVED:
+        if isinstance(notice, PlanTransfer):
+            older = plan_history.refusal(conn, notice.plan)
+            if older is not None:
+                receipts.reject(conn, rt, message, Stage.VALIDATE, (older,), notice=notice)
+                return
         message = repo.set_status(
             conn,
             message,
             MessageStatus.VALIDATED,
             Stage.VALIDATE,
-            "valid need-for-IP notice",
+            _VALID[notice.kind],
             ACTOR,
             canonical=notice.model_dump_json(),
             # from the checked id: the one ingest saw may have been written differently
-            patient_pseudonym=rt.pseudonymize(notice.patient.person_id),
+            patient_pseudonym=rt.pseudonymize(person_id),
         )
-    if notice.consent is not None:
-        # the consent the notice carries goes into the registry like any other
-        record = consents.attested(notice.consent, PURPOSE_OF[notice.kind], message.id, rt.clock())
-        pseudonym = rt.pseudonymize(notice.patient.person_id)
+        if isinstance(notice, PlanTransfer):
+            plan_history.record(conn, notice.plan, message.id)
+    # the consent the message carries goes into the registry like any other: a notice's
+    # for the notice, a plan's for the plan (a transfer needs its own transfer consent)
+    attestation, purpose = (
+        (notice.consent, PURPOSE_OF[notice.kind])
+        if isinstance(notice, NeedNotice)
+        else (notice.plan.consent, ConsentPurpose.PLAN)
+    )
+    if attestation is not None:
+        record = consents.attested(attestation, purpose, message.id, rt.clock())
+        pseudonym = rt.pseudonymize(person_id)
         # filing looks again at the person's waiting messages: this one included
         consents.file_consent(conn, rt, pseudonym, record, message.id)
         current = repo.get_message(conn, message.id)

@@ -28,6 +28,7 @@ from gateway.store.tables import (
     message_events,
     messages,
     outbox,
+    plan_versions,
     receipts,
 )
 
@@ -300,6 +301,33 @@ def attempts_of(conn: Connection, message_id: str) -> list[dict[str, Any]]:
         .order_by(delivery_attempts.c.id)
     )
     return [dict(r._mapping) for r in rows]
+
+
+# --------------------------------------------------------------------------- plan history
+
+
+def plan_versions_of(conn: Connection, plan_id: str) -> list[tuple[int, str]]:
+    """(version, version id) of every version of the plan a message carried."""
+    rows = conn.execute(
+        select(plan_versions.c.version, plan_versions.c.version_id).where(
+            plan_versions.c.plan_id == plan_id
+        )
+    )
+    return [(r.version, r.version_id) for r in rows]
+
+
+def add_plan_version(
+    conn: Connection, plan_id: str, version: int, version_id: str, message_id: str
+) -> None:
+    conn.execute(
+        insert(plan_versions).values(
+            plan_id=plan_id,
+            version=version,
+            version_id=version_id,
+            message_id=message_id,
+            recorded_at=now(),
+        )
+    )
 
 
 # --------------------------------------------------------------------------- outbox, dedupe

@@ -117,6 +117,20 @@ delivery_attempts = Table(
     Index("ix_delivery_attempts_message", "message_id", "id"),
 )
 
+plan_versions = Table(
+    "plan_versions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    #: the plan's own id (the same on every platform) and the version a message carried;
+    #: the content itself is the message's canonical form
+    Column("plan_id", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("version_id", String(64), nullable=False),
+    Column("message_id", String(36), ForeignKey("messages.id"), nullable=False),
+    Column("recorded_at", UtcDateTime, nullable=False),
+    Index("ix_plan_versions_plan", "plan_id", "version"),
+)
+
 outbox = Table(
     "outbox",
     metadata,
