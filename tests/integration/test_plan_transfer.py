@@ -5,6 +5,7 @@ acknowledged, and the old kommune told; an older version is refused with a clear
 from __future__ import annotations
 
 import random
+import uuid
 from typing import Any
 
 import httpx
@@ -12,9 +13,12 @@ import orjson
 import pytest
 
 from gateway.demo.samples import make_transfer
+from gateway.domain.model import Organisation
 from gateway.domain.plan import PlanTransfer
 from mappings.fhir import systems as sy
-from mappings.fhir.plan import transfer_to_bundle
+from mappings.fhir.plan import bundle_to_transfer, transfer_to_bundle
+from mappings.plo.msghead import Party, to_bytes
+from mappings.plo.plan import transfer_to_msghead
 from tests.integration.test_pipeline import post, wait_status
 from tests.standards import FNR_SYSTEM as FNR
 
@@ -116,3 +120,27 @@ async def test_an_older_version_is_refused_over_a_newer_one(client: httpx.AsyncC
     )
     third = await send(client, again)
     await wait_status(client, third, {"DELIVERED", "HELD_CONSENT"})
+
+
+async def test_a_transfer_as_kith_xml_takes_the_same_way(client: httpx.AsyncClient) -> None:
+    transfer = make_transfer(random.Random(63), "1505", "1506")
+    r = await client.post(
+        "/fhir/Consent",
+        content=orjson.dumps(transfer_consent(transfer, "transfer-63")),
+        headers=FHIR,
+    )
+    assert r.status_code == 201
+    body = to_bytes(
+        transfer_to_msghead(
+            transfer,
+            msg_id=str(uuid.uuid4()),
+            receiver=Party(Organisation(name="ip-gateway", her_id=99999999)),
+        )
+    )
+    r = await client.post("/plo", content=body, headers={"content-type": "application/xml"})
+    assert r.status_code == 202, r.text
+    message_id = r.headers["x-message-id"]
+    view = await wait_status(client, message_id, {"DELIVERED"})
+    assert view["kind"] == "plan-transfer"
+    bundle = (await client.get(f"/ke/1506/inbox/{message_id}")).json()
+    assert bundle_to_transfer(bundle, allow_synthetic_ids=True).plan == transfer.plan
