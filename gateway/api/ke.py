@@ -14,6 +14,7 @@ from gateway.api.deps import runtime, wants_xml
 from gateway.api.problems import FHIR_JSON, Problem
 from gateway.domain.content import load_content
 from gateway.domain.model import Organisation
+from gateway.domain.plan import PlanTransfer
 from gateway.domain.receipt import ERROR_TEXTS, ReceiptError
 from gateway.pipeline.acknowledge import NotInInbox, acknowledge
 from gateway.runtime import Runtime
@@ -153,3 +154,62 @@ async def ack(
     except NotInInbox:
         raise Problem(404, "not-in-inbox", "No such message in this inbox") from None
     return AckResponse(id=result.message_id, status=result.status.value, repeated=result.repeated)
+
+
+class TransferState(BaseModel):
+    """Where one plan transfer stands, as both kommuner's KEs see it (no person data)."""
+
+    id: str
+    plan_id: str | None
+    version: int | None
+    status: str
+    #: the kommune the plan goes to, and the HER-id of the KE that sent it
+    to_kommune: str | None
+    from_her_id: int | None
+    #: what holds it or why it stopped (consent, routing, delivery)
+    reason: str | None
+    received_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class Transfers(BaseModel):
+    kommune_nr: str
+    #: plans coming to this kommune
+    incoming: list[TransferState]
+    #: plans this kommune's KE sent on: ACKNOWLEDGED means the new KE has taken the plan,
+    #: and the old one can close it and hand over access
+    outgoing: list[TransferState]
+
+
+@router.get(
+    "/transfers", response_model=Transfers, summary="Plan transfers to and from this kommune"
+)
+async def transfers(
+    request: Request, kommunenr: KommuneParam, limit: Annotated[int, Query(ge=1, le=500)] = 100
+) -> Transfers:
+    rt = runtime(request)
+    _known(rt, kommunenr)
+    unit = rt.directory.unit_for(kommunenr)
+    assert unit is not None
+    incoming, outgoing = await rt.db.read(repo.transfers_of, kommunenr, unit.her_id, limit)
+    return Transfers(
+        kommune_nr=kommunenr,
+        incoming=[_state(m) for m in incoming],
+        outgoing=[_state(m) for m in outgoing],
+    )
+
+
+def _state(m: repo.MessageRow) -> TransferState:
+    content = load_content(m.kind, m.canonical) if m.canonical else None
+    plan = content.plan if isinstance(content, PlanTransfer) else None
+    return TransferState(
+        id=m.id,
+        plan_id=plan.plan_id if plan else None,
+        version=plan.version if plan else None,
+        status=m.status.value,
+        to_kommune=m.recipient_kommune,
+        from_her_id=m.sender_her_id,
+        reason=m.reason,
+        received_at=m.received_at,
+        updated_at=m.updated_at,
+    )

@@ -154,6 +154,7 @@ def _record(
             canonical=notice.model_dump_json(),
             # from the checked id: the one ingest saw may have been written differently
             patient_pseudonym=rt.pseudonymize(person_id),
+            sender_her_id=notice.sender.organisation.her_id,
         )
         if isinstance(notice, PlanTransfer):
             plan_history.record(conn, notice.plan, message.id)

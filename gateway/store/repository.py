@@ -62,6 +62,7 @@ class MessageRow:
     failures: int = 0
     resends: int = 0
     next_attempt_at: dt.datetime | None = None
+    sender_her_id: int | None = None
 
     @classmethod
     def from_row(cls, row: Any) -> MessageRow:
@@ -304,6 +305,26 @@ def attempts_of(conn: Connection, message_id: str) -> list[dict[str, Any]]:
 
 
 # --------------------------------------------------------------------------- plan history
+
+
+def transfers_of(
+    conn: Connection, kommune_nr: str, her_id: int, limit: int
+) -> tuple[list[MessageRow], list[MessageRow]]:
+    """Plan transfers to a kommune (incoming) and from its KE (outgoing), newest first."""
+
+    def query(condition: Any) -> list[MessageRow]:
+        rows = conn.execute(
+            select(*_ROW)
+            .where(messages.c.kind == "plan-transfer", condition)
+            .order_by(messages.c.received_at.desc())
+            .limit(limit)
+        )
+        return [MessageRow.from_row(r) for r in rows]
+
+    return (
+        query(messages.c.recipient_kommune == kommune_nr),
+        query(messages.c.sender_her_id == her_id),
+    )
 
 
 def plan_versions_of(conn: Connection, plan_id: str) -> list[tuple[int, str]]:

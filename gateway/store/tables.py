@@ -77,10 +77,14 @@ messages = Table(
     Column("resends", Integer, nullable=False, default=0, server_default="0"),
     #: when a RETRYING message is due for its next try
     Column("next_attempt_at", UtcDateTime),
+    #: the sending organisation's HER-id, once validated: a kommune's KE sees the plans it
+    #: sent on (its outgoing transfers)
+    Column("sender_her_id", Integer),
     UniqueConstraint("sender_endpoint", "sender_message_id", name="uq_messages_sender_ref"),
     Index("ix_messages_status_updated", "status", "updated_at"),
     Index("ix_messages_recipient", "recipient_kommune", "status"),
     Index("ix_messages_patient", "patient_pseudonym"),
+    Index("ix_messages_kind_sender", "kind", "sender_her_id"),
 )
 
 message_events = Table(

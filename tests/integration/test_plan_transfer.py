@@ -82,6 +82,16 @@ async def test_a_transfer_waits_for_consent_then_reaches_the_new_kommune(
     assert receipt["status"]["V"] == "1"
     assert receipt["originalMsgId"]["id"] == transfer.sender_message_id
 
+    # both KEs see where it stands: the new one incoming, the old one outgoing and done
+    new_side = (await client.get("/ke/1508/transfers")).json()
+    old_side = (await client.get("/ke/1505/transfers")).json()
+    assert [(t["id"], t["status"]) for t in new_side["incoming"]] == [(message_id, "ACKNOWLEDGED")]
+    assert [(t["id"], t["plan_id"], t["to_kommune"]) for t in old_side["outgoing"]] == [
+        (message_id, transfer.plan.plan_id, "1508")
+    ]
+    assert old_side["incoming"] == []
+    assert transfer.plan.patient.person_id not in str(old_side)
+
 
 async def test_an_older_version_is_refused_over_a_newer_one(client: httpx.AsyncClient) -> None:
     rng = random.Random(62)

@@ -1,4 +1,4 @@
-"""plan history: every plan version a message carried
+"""plan history: every plan version a message carried; the sender's HER-id on messages
 
 Revision ID: 0004
 Revises: 0003
@@ -27,8 +27,14 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_plan_versions_plan", "plan_versions", ["plan_id", "version"], unique=False)
+    with op.batch_alter_table("messages") as batch:
+        batch.add_column(sa.Column("sender_her_id", sa.Integer(), nullable=True))
+        batch.create_index("ix_messages_kind_sender", ["kind", "sender_her_id"], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("messages") as batch:
+        batch.drop_index("ix_messages_kind_sender")
+        batch.drop_column("sender_her_id")
     op.drop_index("ix_plan_versions_plan", table_name="plan_versions")
     op.drop_table("plan_versions")
