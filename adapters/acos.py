@@ -1,10 +1,10 @@
 """``acos``: KEs on Acos (Acos Individuell plan / Acos Omsorg), reached over Norsk Helsenett.
 
 Interface: the NHN message service, exactly as ``nhn_msh`` (same settings, same AppRecs).
-Content: MsgHead v1.2 with Dialogmelding 1.1 (helsefaglig dialog) *only* — no structured IP
-content. Field limit: the Dialogmelding text (``Notat/TekstNotatInnhold``) holds at most
-4000 characters, counted as the text a case worker sees (each paragraph's text, paragraphs
-separated by one line break; markup does not count).
+Content of a need notice: MsgHead v1.2 with Dialogmelding 1.1 (helsefaglig dialog) *only* —
+no structured IP content (a plan: see below). Field limit: the Dialogmelding text
+(``Notat/TekstNotatInnhold``) holds at most 4000 characters, counted as the text a case worker
+sees (each paragraph's text, paragraphs separated by one line break; markup does not count).
 
 Both are ASSUMPTIONS, to be confirmed with the vendor before real traffic: that this system
 does not take our structured content, and how its text limit is counted.
@@ -21,7 +21,19 @@ only; this profile adds them to the text:
 
 Not added: the sender's answer endpoint, which is routing for the gateway, not for a reader.
 
-Longer than the field takes: the text is never shortened silently, and the facts above are
+A plan transfer: there is no text-only form of a whole plan, and refusing it (T10) would
+leave the new kommune with nothing until someone retyped the plan. It goes as ``IP_PLAN``
+with two documents (``adapters/nhn_msh.plan_document``, ``adapters/plan_text.py``): first a
+Dialogmelding with every forskrift § 19 item in words, which is what Acos shows; then the
+structured IndividuellPlan, which Acos is assumed not to read (at most it keeps it as an
+attachment) but which holds every field, for the record and for the plan's next move. When
+the plan's text is longer than the field, it is cut at a line, visibly ("Forkortet: ...",
+naming the structured document as where the rest is), and the lines that say which plan it
+is, who sent it and whom to call are never cut; the delivery detail says how many lines show.
+An ASSUMPTION to confirm with the vendor too: that Acos shows the Dialogmelding of a message
+of our own type ``IP_PLAN`` (not in code list 8279) at all.
+
+A notice longer than the field takes: the text is never shortened silently, and the facts above are
 never shortened at all. Only the need text, the one long free text, is cut, at a word
 boundary, and ends with the visible marker ``[forkortet: se fullstendig melding hos
 avsender]``; the delivery's detail says so for the operator. This serves the KE better than
@@ -35,9 +47,10 @@ from __future__ import annotations
 
 from lxml import etree
 
-from adapters.nhn_msh import Built, NhnMsh, seed_from_directory
+from adapters.nhn_msh import Built, NhnMsh, plan_document, seed_from_directory
 from gateway.delivery import AdapterContext, DeliveryFailed
 from gateway.delivery_policy import Cause
+from gateway.domain.content import Content
 from gateway.domain.model import NeedNotice
 from mappings.plo import namespaces as ns
 from mappings.plo.msghead import Party
@@ -56,14 +69,18 @@ _CONSENT_LABEL = "Samtykke: "
 
 
 def document(
-    notice: NeedNotice,
+    content: Content,
     msg_id: str,
     receiver: Party,
     structured: bool,
     *,
     limit: int = TEXT_LIMIT,
 ) -> Built:
-    """The text-only MsgHead with every fact in its readable text, within ``limit``."""
+    """The MsgHead with every fact in its readable text, within ``limit``: a notice as text
+    only, a plan as text beside its structured document (see above)."""
+    if not isinstance(content, NeedNotice):
+        return plan_document(content, msg_id, receiver, text=True, limit=limit)
+    notice = content
     root = notice_to_msghead(notice, msg_id=msg_id, receiver=receiver, structured=False)
     div = root.find(_TEXT_PATH)
     if div is None:

@@ -2,10 +2,12 @@
 takes a message Bundle at ``$process-message``.
 
 Delivering is ``POST {base_url}/$process-message`` (``application/fhir+json``) with the
-notice's message Bundle (``mappings/fhir/notice.py``, MessageHeader.destination = the KE's
-``base_url``). The Bundle's ``id`` is the gateway's message id, the same on every try and
-every resend, so the platform keeps one message however often a lost answer makes us send it
-again; MessageHeader.id stays the hospital's own message id, as the mapping writes it.
+message's Bundle as ``mappings/outbound.to_fhir`` writes it for its kind (a need notice,
+``mappings/fhir/notice.py``; a plan transfer with every forskrift § 19 item,
+``mappings/fhir/plan.py``), MessageHeader.destination = the KE's ``base_url``. The Bundle's
+``id`` is the gateway's message id, the same on every try and every resend, so the platform
+keeps one message however often a lost answer makes us send it again; MessageHeader.id stays
+the sender's own message id, as the mapping writes it.
 
 How answers are read (https://hl7.org/fhir/R4/messageheader-operation-process-message.html):
 
@@ -52,10 +54,10 @@ from gateway.delivery import (
     DeliveryFailed,
 )
 from gateway.delivery_policy import Cause
-from gateway.domain.model import NeedNotice
+from gateway.domain.content import Content
 from gateway.domain.receipt import ReceiptError
-from mappings.fhir.notice import notice_to_bundle
 from mappings.fhir.outcome import Outcome, read_outcome
+from mappings.outbound import to_fhir
 
 log = logging.getLogger(__name__)
 
@@ -88,12 +90,12 @@ class Built:
     note: str | None = None
 
 
-#: (notice, destination endpoint) -> the Bundle; a vendor profile may shape it
-Builder = Callable[[NeedNotice, str], Built]
+#: (content, destination endpoint) -> the Bundle; a vendor profile may shape it
+Builder = Callable[[Content, str], Built]
 
 
-def message_bundle(notice: NeedNotice, destination: str) -> Built:
-    return Built(notice_to_bundle(notice, destination=destination))
+def message_bundle(content: Content, destination: str) -> Built:
+    return Built(to_fhir(content, destination=destination))
 
 
 class FhirRest(HttpAdapterBase):
@@ -121,7 +123,7 @@ class FhirRest(HttpAdapterBase):
         if not _FHIR_ID.fullmatch(delivery.message_id):
             # the gateway's own ids are UUIDs: this is a bug, not the platform's doing
             raise DeliveryFailed(Cause.ADAPTER_ERROR, "message id is not a FHIR id")
-        built = self.build(delivery.notice, base)
+        built = self.build(delivery.content, base)
         bundle = {**built.bundle, "id": delivery.message_id}
         header_id = _header(bundle).get("id")
         entry_types = _entry_types(bundle)

@@ -1,8 +1,10 @@
 """``ke_inbox``: the pull inbox. The KE's system polls ``GET /ke/{kommunenr}/inbox`` and
-acknowledges each notice with ``POST /ke/{kommunenr}/inbox/{id}/ack``.
+acknowledges each message with ``POST /ke/{kommunenr}/inbox/{id}/ack``.
 
 Delivering means putting the message in that kommune's inbox in the gateway's own store;
-putting it there twice leaves it there once.
+putting it there twice leaves it there once. The kind does not matter here: a need notice and
+a plan transfer are placed alike, and ``GET /ke/{kommunenr}/inbox/{id}`` renders either with
+``mappings/outbound.py``, so the KE reads a plan with every forskrift § 19 item.
 """
 
 from __future__ import annotations

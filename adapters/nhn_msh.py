@@ -18,6 +18,13 @@ exactly this):
   "contentType": ..., "contentTransferEncoding": "base64"}``;
 - ``PUT {base}/Messages/{id}/read/{receiverHerId}`` -> 204: the message is consumed.
 
+What is posted (``mappings/outbound.to_msghead``): a need notice as ``DIALOG_HELSEFAGLIG``
+with the Dialogmelding and, unless the KE's ``structured`` setting is false, our BehovForIP; a
+plan transfer as ``IP_PLAN`` with the structured IndividuellPlan, since a whole plan has no
+text-only form. A KE whose EPJ shows text only (``structured = false``) would see nothing of
+such a plan, so it gets the plan's whole text as a Dialogmelding first, the IndividuellPlan
+still beside it (``adapters/plan_text.py``); the delivery detail says so.
+
 The MsgHead's ``MsgId`` is the gateway's message id, the same on every try and resend: NHN
 itself stores every post as a new message, so it is the receiving system, which keeps one
 message per ``MsgId``, that makes a resend show up once. A timeout after NHN stored the post
@@ -55,6 +62,7 @@ import httpx
 from lxml import etree
 
 from adapters.http import HttpAdapterBase, setting, status_failure
+from adapters.plan_text import TextTooLong, add_text_document, plan_dialog, plan_text
 from gateway.delivery import (
     Acknowledgement,
     AdapterContext,
@@ -65,11 +73,13 @@ from gateway.delivery import (
 )
 from gateway.delivery_policy import Cause
 from gateway.directory import DirectoryError, load_directory
-from gateway.domain.model import NeedNotice, Organisation
+from gateway.domain.content import Content
+from gateway.domain.model import Organisation
+from gateway.domain.plan import PlanTransfer
 from gateway.domain.receipt import ReceiptStatus, Refused
+from mappings.outbound import to_msghead
 from mappings.plo.apprec import apprec_to_receipt, apprec_version
 from mappings.plo.msghead import Party, to_bytes
-from mappings.plo.notice import notice_to_msghead
 from mappings.plo.xmlsafe import parse_xml
 
 log = logging.getLogger(__name__)
@@ -93,14 +103,66 @@ class Built:
     root: etree._Element
     #: e.g. that the readable text had to be shortened; goes into ``Delivered.detail``
     note: str | None = None
+    #: what was posted, for the detail, when the ``structured`` flag alone does not say it
+    form: str | None = None
 
 
-#: (notice, MsgId, receiver, structured) -> the MsgHead; a vendor profile may shape it
-Builder = Callable[[NeedNotice, str, Party, bool], Built]
+#: (content, MsgId, receiver, structured) -> the MsgHead; a vendor profile may shape it
+Builder = Callable[[Content, str, Party, bool], Built]
+
+PLAN_STRUCTURED = "MsgHead IP_PLAN with the structured IndividuellPlan"
+PLAN_WITH_TEXT = (
+    "MsgHead IP_PLAN: the plan as Dialogmelding text beside the structured IndividuellPlan"
+)
 
 
-def msghead_document(notice: NeedNotice, msg_id: str, receiver: Party, structured: bool) -> Built:
-    return Built(notice_to_msghead(notice, msg_id=msg_id, receiver=receiver, structured=structured))
+def msghead_document(content: Content, msg_id: str, receiver: Party, structured: bool) -> Built:
+    """A notice as the KE's ``structured`` setting asks; a plan always structured, and for a
+    text-only receiver (``structured = false``) with its whole text beside it."""
+    if isinstance(content, PlanTransfer):
+        return plan_document(content, msg_id, receiver, text=not structured)
+    return Built(to_msghead(content, msg_id=msg_id, receiver=receiver, structured=structured))
+
+
+def plan_document(
+    transfer: PlanTransfer,
+    msg_id: str,
+    receiver: Party,
+    *,
+    text: bool,
+    limit: int | None = None,
+) -> Built:
+    """The plan's MsgHead (``mappings/outbound.py``), for a receiver that shows text only
+    (``text``) with a Dialogmelding of the whole plan first, within ``limit`` characters.
+
+    The structured IndividuellPlan always goes along: it is the only form that keeps every
+    field, so whatever a text field cannot hold is still in the message, and the note says so.
+    """
+    root = to_msghead(transfer, msg_id=msg_id, receiver=receiver)
+    if not text:
+        return Built(root, form=PLAN_STRUCTURED)
+    try:
+        written = plan_text(transfer, limit)
+    except TextTooLong:
+        raise DeliveryFailed(
+            Cause.CLIENT_ERROR,
+            f"the plan's readable text does not fit the {limit} characters the platform takes, "
+            "even cut down to the lines that say which plan it is and who sent it",
+            code="T99",
+        ) from None
+    add_text_document(root, plan_dialog(transfer, written))
+    if written.cut:
+        note = (
+            f"the plan's readable text was cut to the {limit} characters the platform's text "
+            f"field takes ({written.whole} of {written.lines} plan lines whole, the cut marked in "
+            "the text); every field is in the structured IndividuellPlan document"
+        )
+    else:
+        note = (
+            "the receiver shows text only: the whole plan went as Dialogmelding text, every "
+            "field also in the structured IndividuellPlan document"
+        )
+    return Built(root, note, PLAN_WITH_TEXT)
 
 
 class NhnMsh(HttpAdapterBase):
@@ -145,12 +207,14 @@ class NhnMsh(HttpAdapterBase):
             )
         structured = self._structured(settings)
         receiver = Party(Organisation(name=delivery.unit.name, her_id=delivery.unit.her_id))
+        content = delivery.content
         try:
-            built = self.build(delivery.notice, delivery.message_id, receiver, structured)
+            built = self.build(content, delivery.message_id, receiver, structured)
         except ValueError:
             raise DeliveryFailed(
                 Cause.CLIENT_ERROR,
-                "the notice cannot be written as a MsgHead for this platform",
+                f"the {'plan' if isinstance(content, PlanTransfer) else 'notice'} cannot be "
+                "written as a MsgHead for this platform",
                 code="T99",
             ) from None
         body = {
@@ -174,7 +238,9 @@ class NhnMsh(HttpAdapterBase):
             raise status_failure(response, "NHN message service")
         self.remember(settings)
         remote = _message_id(response)
-        form = "MsgHead with structured IP content" if structured else "MsgHead, Dialogmelding only"
+        form = built.form or (
+            "MsgHead with structured IP content" if structured else "MsgHead, Dialogmelding only"
+        )
         detail = f"posted to the NHN message service ({form}); the AppRec comes later"
         if remote is None:
             detail += "; the service's answer held no readable message id"

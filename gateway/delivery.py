@@ -18,7 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 from gateway.config import Settings
 from gateway.delivery_policy import Cause, retryable
 from gateway.domain.content import Content
-from gateway.domain.model import CoordinatingUnit, NeedNotice
+from gateway.domain.model import CoordinatingUnit
 from gateway.domain.receipt import ReceiptError
 from gateway.store.database import Database
 
@@ -39,18 +39,6 @@ class Delivery:
     settings: Mapping[str, Any] = field(default_factory=dict)
     #: which try this is (0 = the first), for the adapter's own logging only
     attempt: int = 0
-
-    @property
-    def notice(self) -> NeedNotice:
-        """The content of an adapter that carries need notices only: anything else is refused
-        as a format it does not support (T10), not retried."""
-        if not isinstance(self.content, NeedNotice):
-            raise DeliveryFailed(
-                Cause.CLIENT_ERROR,
-                f"this adapter does not carry {self.content.kind} messages",
-                code="T10",
-            )
-        return self.content
 
 
 @dataclass(frozen=True)

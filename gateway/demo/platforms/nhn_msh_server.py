@@ -590,10 +590,18 @@ def _organisation(info: etree._Element, tag: str) -> Organisation | None:
 
 
 def _logical_key(root: etree._Element, info: etree._Element, msg_id: str) -> str:
-    """What makes two MsgIds the same message: the hospital's own reference in our content
-    (absent there when it is the MsgId itself), else the patient and the readable text."""
+    """What makes two MsgIds the same message: the sender's own reference in our content
+    (absent there when it is the MsgId itself), else the patient and the readable text.
+
+    A plan's reference stands in ``IndividuellPlan/Overforing``: without looking there, every
+    plan (often without any text) for one person from one sender would count as one message.
+    """
     sender = text_of(info.find(f"{_M}Sender/{_M}Organisation/{_M}Ident/{_M}Id")) or ""
     content = root.find(f".//{{{ns.IP}}}BehovForIP")
+    if content is None and root.find(f".//{{{ns.IP}}}IndividuellPlan") is not None:
+        content = root.find(f".//{{{ns.IP}}}IndividuellPlan/{{{ns.IP}}}Overforing")
+        if content is None:
+            return f"ref:{sender}:{msg_id}"
     if content is not None:
         reference = text_of(content.find(f"{{{ns.IP}}}AvsendersMeldingsId")) or msg_id
         return f"ref:{sender}:{reference}"
