@@ -109,7 +109,7 @@ delivery_attempts = Table(
     Column("attempt", Integer, nullable=False),
     Column("at", UtcDateTime, nullable=False),
     Column("adapter", String(64), nullable=False),
-    #: delivered, acknowledged, rejected, failed (a cause from the policy table follows)
+    #: delivered; failed (retryable: a retry tier or DEAD follows); refused (final)
     Column("outcome", String(16), nullable=False),
     Column("cause", String(32)),
     Column("code", String(3)),
