@@ -198,8 +198,9 @@ async def test_a_duplicate_only_refusal_means_already_received(
 async def failure(adapter: FhirRest, d: Delivery) -> DeliveryFailed:
     with pytest.raises(DeliveryFailed) as caught:
         await adapter.deliver(d)
-    assert_no_person_data(caught.value.detail, d.notice)
-    assert_no_person_data(str(caught.value), d.notice)
+    assert isinstance(d.content, NeedNotice)
+    assert_no_person_data(caught.value.detail, d.content)
+    assert_no_person_data(str(caught.value), d.content)
     return caught.value
 
 
