@@ -48,6 +48,7 @@ from __future__ import annotations
 from lxml import etree
 
 from adapters.nhn_msh import Built, NhnMsh, plan_document, seed_from_directory
+from adapters.text_limits import cut_at_word
 from gateway.delivery import AdapterContext, DeliveryFailed
 from gateway.delivery_policy import Cause
 from gateway.domain.content import Content
@@ -150,23 +151,11 @@ def _fit(div: etree._Element, limit: int) -> str | None:
             "takes, even with the need text shortened",
             code="T99",
         )
-    b.tail = f"{_cut(need, budget)} {MARKER}"
+    b.tail = f"{cut_at_word(need, budget)} {MARKER}"
     return (
         f"the need text was shortened to fit the platform's {limit}-character text field "
         "(marked in the text)"
     )
-
-
-def _cut(text: str, budget: int) -> str:
-    """At most ``budget`` characters, ending at a word boundary when there is one."""
-    if len(text) <= budget:
-        return text
-    head = text[:budget]
-    if not text[budget].isspace():
-        boundary = max(head.rfind(c) for c in " \t\r\n")
-        if boundary > 0:
-            head = head[:boundary]
-    return head.rstrip()
 
 
 def create(context: AdapterContext) -> NhnMsh:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from lxml import etree
 
+from adapters.text_limits import cut_at_word
 from gateway.domain.model import ConsentAttestation, ConsentGiver, CoordinatorKind, Organisation
 from gateway.domain.plan import (
     Measure,
@@ -251,24 +252,12 @@ def text_length(lines: list[Line]) -> int:
     return sum(len(line.text) for line in lines) + max(len(lines) - 1, 0)
 
 
-def _cut_words(text: str, budget: int) -> str:
-    """At most ``budget`` characters, ending at a word boundary when there is one."""
-    if len(text) <= budget:
-        return text
-    head = text[:budget]
-    if not text[budget].isspace():
-        boundary = max(head.rfind(c) for c in " \t\r\n")
-        if boundary > 0:
-            head = head[:boundary]
-    return head.rstrip()
-
-
 def _capped(line: Line, cap: int) -> Line:
     """``line`` if its text is at most ``cap`` characters, else its value cut to fit, marked."""
     if len(line.text) <= cap:
         return line
     room = cap - len(line.label) - 2 - len(CUT_MARKER)
-    return Line(line.label, _cut_words(line.value, room) + CUT_MARKER)
+    return Line(line.label, cut_at_word(line.value, room) + CUT_MARKER)
 
 
 def _cost(body: list[Line], cap: int) -> int:

@@ -30,12 +30,12 @@ limit are posted exactly as ``fhir_rest`` posts them.
 from __future__ import annotations
 
 import copy
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from adapters.fhir_rest import Built, FhirRest, message_bundle
+from adapters.text_limits import cut_at_word
 from gateway.delivery import AdapterContext, DeliveryFailed
 from gateway.delivery_policy import Cause
 from gateway.domain.content import Content
@@ -46,7 +46,6 @@ NAME = "samspill"
 #: the longest text Samspill stores in one field (characters)
 TEXT_LIMIT = 2000
 CUT_MARKER = " […]"
-_LAST_SPACE = re.compile(r"\s\S*\Z")
 
 
 def shorten(text: str, limit: int = TEXT_LIMIT) -> str:
@@ -57,14 +56,7 @@ def shorten(text: str, limit: int = TEXT_LIMIT) -> str:
     """
     if len(text) <= limit:
         return text
-    room = limit - len(CUT_MARKER)
-    head = text[:room]
-    if not text[room].isspace():
-        # the cut falls inside a word: back to the whitespace before it
-        boundary = _LAST_SPACE.search(head)
-        if boundary is not None and boundary.start() > 0:
-            head = head[: boundary.start()]
-    return head.rstrip() + CUT_MARKER
+    return cut_at_word(text, limit - len(CUT_MARKER)) + CUT_MARKER
 
 
 def samspill_bundle(content: Content, destination: str) -> Built:
