@@ -153,6 +153,11 @@ async def ack(
         result = await acknowledge(rt, kommunenr, message_id, errors)
     except NotInInbox:
         raise Problem(404, "not-in-inbox", "No such message in this inbox") from None
+    except repo.StaleStatus:
+        # e.g. an operator re-drove it and it waits for consent again: not the KE's to answer
+        raise Problem(
+            409, "not-acknowledgeable", "The message is not waiting for an acknowledgement now"
+        ) from None
     return AckResponse(id=result.message_id, status=result.status.value, repeated=result.repeated)
 
 

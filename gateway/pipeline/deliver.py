@@ -106,10 +106,6 @@ class Deliverer:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    @property
-    def under_way(self) -> int:
-        return len(self._tasks)
-
     async def aclose(self) -> None:
         for t in list(self._tasks):
             t.cancel()
