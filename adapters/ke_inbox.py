@@ -9,7 +9,9 @@ a plan transfer are placed alike, and ``GET /ke/{kommunenr}/inbox/{id}`` renders
 
 from __future__ import annotations
 
-from gateway.delivery import AdapterContext, Delivered, Delivery
+from gateway.delivery import AdapterContext, Delivered, Delivery, DeliveryFailed
+from gateway.delivery_policy import Cause
+from gateway.domain.model import CoordinatingUnit
 from gateway.store import repository as repo
 
 
@@ -20,6 +22,9 @@ class KeInbox:
         self.db = context.db
 
     async def deliver(self, delivery: Delivery) -> Delivered:
+        if not isinstance(delivery.unit, CoordinatingUnit):
+            # the directory refuses this; a unit without a kommune has no inbox here
+            raise DeliveryFailed(Cause.MISCONFIGURED, "ke_inbox delivers to a kommune's KE only")
         new = await self.db.write_grouped(
             repo.put_in_inbox, delivery.message_id, delivery.unit.kommune_nr
         )

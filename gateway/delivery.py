@@ -18,7 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 from gateway.config import Settings
 from gateway.delivery_policy import Cause, retryable
 from gateway.domain.content import Content
-from gateway.domain.model import CoordinatingUnit
+from gateway.domain.model import ReceivingUnit
 from gateway.domain.receipt import ReceiptError
 from gateway.store.database import Database
 
@@ -35,7 +35,8 @@ class Delivery:
     message_id: str
     generation: int
     content: Content
-    unit: CoordinatingUnit
+    #: a kommune's KE (``CoordinatingUnit``) or a health trust that is party to a plan
+    unit: ReceivingUnit
     settings: Mapping[str, Any] = field(default_factory=dict)
     #: which try this is (0 = the first), for the adapter's own logging only
     attempt: int = 0

@@ -1,4 +1,5 @@
-"""The directory: kommune -> koordinerende enhet (KE) and the adapter that delivers to it."""
+"""The directory: kommune -> koordinerende enhet (KE) and the adapter that delivers to it, and
+the health trusts (helseforetak) that take part in plans, each with its own adapter."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from gateway.domain.model import CoordinatingUnit
+from gateway.domain.model import CoordinatingUnit, HealthTrust, Organisation, ReceivingUnit
 
 
 class DirectoryError(ValueError):
@@ -28,9 +29,23 @@ class DirectoryEntry:
 
 
 @dataclass(frozen=True)
+class HealthTrustEntry:
+    unit: HealthTrust
+    #: adapter-specific settings from ``[helseforetak.settings]``
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    active: bool = True
+
+
+#: where a routed message goes: a kommune's KE or a health trust
+RecipientEntry = DirectoryEntry | HealthTrustEntry
+
+
+@dataclass(frozen=True)
 class Directory:
     entries: Mapping[str, DirectoryEntry]
     fictitious_her_ids: bool = False
+    #: health trusts by HER-id
+    health_trusts: Mapping[int, HealthTrustEntry] = field(default_factory=dict)
 
     def unit_for(self, kommune_nr: str) -> CoordinatingUnit | None:
         entry = self.entries.get(kommune_nr)
@@ -41,8 +56,35 @@ class Directory:
         entry = self.entries.get(kommune_nr)
         return entry if entry is not None and entry.active else None
 
+    def recipient_entry(self, kommune_nr: str | None, her_id: int | None) -> RecipientEntry | None:
+        """The active entry a routed message goes to: its kommune's KE, or for a message to a
+        party of a plan (no kommune) the health trust with its HER-id."""
+        if kommune_nr is not None:
+            return self.active_entry(kommune_nr)
+        entry = self.health_trusts.get(her_id) if her_id is not None else None
+        return entry if entry is not None and entry.active else None
+
+    def recipient_unit(self, kommune_nr: str | None, her_id: int | None) -> ReceivingUnit | None:
+        """The unit a message was routed to, active or not (who answered it)."""
+        if kommune_nr is not None:
+            return self.unit_for(kommune_nr)
+        entry = self.health_trusts.get(her_id) if her_id is not None else None
+        return entry.unit if entry else None
+
+    def health_trust_of(self, organisation: Organisation) -> HealthTrust | None:
+        """The health trust an organisation in a plan belongs to: by HER-id, else orgnr."""
+        if organisation.her_id is not None and organisation.her_id in self.health_trusts:
+            return self.health_trusts[organisation.her_id].unit
+        if organisation.orgnr is not None:
+            for entry in self.health_trusts.values():
+                if entry.unit.orgnr == organisation.orgnr:
+                    return entry.unit
+        return None
+
     def adapter_names(self) -> set[str]:
-        return {e.unit.adapter for e in self.entries.values()}
+        units: list[ReceivingUnit] = [e.unit for e in self.entries.values()]
+        units += [e.unit for e in self.health_trusts.values()]
+        return {u.adapter for u in units}
 
 
 def load_directory(path: Path) -> Directory:
@@ -90,7 +132,57 @@ def load_directory(path: Path) -> Directory:
         entries[unit.kommune_nr] = DirectoryEntry(unit, dict(settings), active)
     if not entries:
         raise DirectoryError(f"{path}: lists no kommune")
+    trusts = _health_trusts(path, data.get("helseforetak", []), her_ids)
     meta = data.get("meta", {})
     if not isinstance(meta, dict):
         raise DirectoryError(f"{path}: [meta] must be a table")
-    return Directory(entries, fictitious_her_ids=bool(meta.get("fictitious_her_ids", False)))
+    return Directory(
+        entries,
+        fictitious_her_ids=bool(meta.get("fictitious_her_ids", False)),
+        health_trusts=trusts,
+    )
+
+
+def _health_trusts(path: Path, items: Any, her_ids: dict[int, str]) -> dict[int, HealthTrustEntry]:
+    """The ``[[helseforetak]]`` entries; their HER-ids may not be any KE's (nor each other's)."""
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise DirectoryError(f"{path}: health trusts must be [[helseforetak]] tables")
+    trusts: dict[int, HealthTrustEntry] = {}
+    orgnrs: set[str] = set()
+    for i, item in enumerate(items):
+        settings = item.get("settings", {})
+        active = item.get("active", True)
+        if not isinstance(settings, dict) or not isinstance(active, bool):
+            raise DirectoryError(
+                f"{path}: helseforetak entry #{i + 1}: [helseforetak.settings] must be a "
+                "table and active true or false"
+            )
+        try:
+            unit = HealthTrust(
+                name=item.get("name", ""),
+                her_id=item.get("her_id", 0),
+                adapter=item.get("adapter", ""),
+                orgnr=item.get("orgnr"),
+            )
+        except ValidationError as e:
+            fields = ", ".join(".".join(map(str, err["loc"])) for err in e.errors())
+            raise DirectoryError(
+                f"{path}: helseforetak entry #{i + 1} is invalid ({fields})"
+            ) from None
+        if unit.adapter == "ke_inbox":
+            raise DirectoryError(
+                f"{path}: helseforetak entry #{i + 1}: ke_inbox is a kommune's inbox; a health "
+                "trust needs a platform adapter"
+            )
+        if unit.her_id in her_ids:
+            raise DirectoryError(
+                f"{path}: HER-id {unit.her_id} is used by both {her_ids[unit.her_id]} "
+                f"and {unit.name}: a message could reach the wrong unit"
+            )
+        if unit.orgnr is not None and unit.orgnr in orgnrs:
+            raise DirectoryError(f"{path}: orgnr {unit.orgnr} is listed twice")
+        her_ids[unit.her_id] = unit.name
+        if unit.orgnr is not None:
+            orgnrs.add(unit.orgnr)
+        trusts[unit.her_id] = HealthTrustEntry(unit, dict(settings), active)
+    return trusts

@@ -132,6 +132,15 @@ class DeliveryAttempt(BaseModel):
     duration_ms: int
 
 
+class PartyCopy(BaseModel):
+    """A plan message's copy for one party of the plan (a child message)."""
+
+    id: str
+    recipient_her_id: int | None
+    status: str
+    reason: str | None
+
+
 class MessageView(BaseModel):
     id: str
     kind: str
@@ -149,12 +158,16 @@ class MessageView(BaseModel):
     next_attempt_at: dt.datetime | None
     events: list[Event]
     deliveries: list[DeliveryAttempt]
+    #: for a copy of a plan for one of its parties: the plan message it came from
+    parent_id: str | None = None
+    #: for a plan message: its copies for the plan's other parties, each with where it stands
+    parties: list[PartyCopy] = []
 
 
 @router.get("/messages/{message_id}", response_model=MessageView, summary="Status and timeline")
 async def message(request: Request, message_id: str) -> MessageView:
     rt = runtime(request)
-    m, events, deliveries = await rt.db.read(_message_and_events, message_id)
+    m, events, deliveries, children = await rt.db.read(_message_and_events, message_id)
     if m is None:
         raise Problem(404, "unknown-message", "No message with this id")
     return MessageView(
@@ -174,16 +187,30 @@ async def message(request: Request, message_id: str) -> MessageView:
         deliveries=[
             DeliveryAttempt(**{k: d[k] for k in DeliveryAttempt.model_fields}) for d in deliveries
         ],
+        parent_id=m.parent_id,
+        parties=[
+            PartyCopy(
+                id=c.id, recipient_her_id=c.recipient_her_id, status=c.status, reason=c.reason
+            )
+            for c in children
+        ],
     )
 
 
 def _message_and_events(
     conn: Connection, message_id: str
-) -> tuple[repo.MessageRow | None, list[dict[str, Any]], list[dict[str, Any]]]:
+) -> tuple[
+    repo.MessageRow | None, list[dict[str, Any]], list[dict[str, Any]], list[repo.MessageRow]
+]:
     m = repo.get_message(conn, message_id)
     if m is None:
-        return None, [], []
-    return m, repo.events_of(conn, message_id), repo.attempts_of(conn, message_id)
+        return None, [], [], []
+    return (
+        m,
+        repo.events_of(conn, message_id),
+        repo.attempts_of(conn, message_id),
+        repo.children_of(conn, message_id),
+    )
 
 
 class RetryResult(BaseModel):

@@ -182,11 +182,26 @@ class NeedNotice(Model):
     consent: ConsentAttestation | None = None
 
 
-class CoordinatingUnit(Model):
-    """A kommune's koordinerende enhet as the directory lists it."""
+class ReceivingUnit(Model):
+    """A unit the gateway delivers to, as the directory lists it: its address (HER-id) and the
+    adapter of the platform it uses."""
 
-    kommune_nr: KommuneNr
-    kommune_name: NonBlank
     name: NonBlank
     her_id: HerId
     adapter: NonBlank
+
+
+class CoordinatingUnit(ReceivingUnit):
+    """A kommune's koordinerende enhet: receives need notices and the plans that move in."""
+
+    kommune_nr: KommuneNr
+    kommune_name: NonBlank
+
+
+class HealthTrust(ReceivingUnit):
+    """A helseforetak that takes part in plans: it receives the updates it is party to.
+
+    Found from a plan participant's organisation by HER-id or organisasjonsnummer.
+    """
+
+    orgnr: Annotated[str, AfterValidator(parse_orgnr)] | None = None

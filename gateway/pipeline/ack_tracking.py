@@ -19,6 +19,7 @@ from sqlalchemy import Connection
 
 from gateway.delivery import Acknowledgement, CollectsAcknowledgements, ReceivesDocuments
 from gateway.delivery_policy import Policy
+from gateway.directory import RecipientEntry
 from gateway.domain.content import load_content
 from gateway.domain.receipt import ReceiptError
 from gateway.domain.status import MessageStatus, Stage
@@ -101,7 +102,9 @@ def _is_uuid(value: str) -> bool:
 async def resend_overdue(rt: Runtime) -> int:
     """Resend (or give up on) delivered messages whose acknowledgement is overdue."""
     policy = rt.settings.delivery_policy
-    shortest = min([policy.ack_timeout, *(_timeout(rt, k, policy) for k in rt.directory.entries)])
+    entries: list[RecipientEntry] = [*rt.directory.entries.values()]
+    entries += rt.directory.health_trusts.values()
+    shortest = min([policy.ack_timeout, *(_timeout_of(e, policy) for e in entries)])
     rows = await rt.db.read(
         repo.held_before, MessageStatus.DELIVERED, repo.now() - dt.timedelta(seconds=shortest)
     )
@@ -109,8 +112,10 @@ async def resend_overdue(rt: Runtime) -> int:
     overdue = [
         m
         for m in rows
-        if m.updated_at
-        < now - dt.timedelta(seconds=_timeout(rt, m.recipient_kommune or "", policy))
+        # a plan update handed to its parties has no recipient of its own: its parties' own
+        # messages are the ones tracked
+        if m.recipient_her_id is not None
+        and m.updated_at < now - dt.timedelta(seconds=_timeout(rt, m, policy))
     ]
     if not overdue:
         return 0
@@ -119,8 +124,13 @@ async def resend_overdue(rt: Runtime) -> int:
     return len(overdue)
 
 
-def _timeout(rt: Runtime, kommune_nr: str, policy: Policy) -> float:
-    entry = rt.directory.entries.get(kommune_nr)
+def _timeout(rt: Runtime, m: repo.MessageRow, policy: Policy) -> float:
+    return _timeout_of(
+        rt.directory.recipient_entry(m.recipient_kommune, m.recipient_her_id), policy
+    )
+
+
+def _timeout_of(entry: RecipientEntry | None, policy: Policy) -> float:
     value = entry.settings.get("ack_timeout_seconds") if entry else None
     return float(value) if isinstance(value, int | float) and value > 0 else policy.ack_timeout
 
@@ -129,7 +139,7 @@ def _resend_or_dead(
     conn: Connection, rt: Runtime, policy: Policy, overdue: list[repo.MessageRow]
 ) -> None:
     for m in overdue:
-        waited = _timeout(rt, m.recipient_kommune or "", policy)
+        waited = _timeout(rt, m, policy)
         try:
             with conn.begin_nested():
                 if m.resends < policy.ack_resends:

@@ -80,7 +80,7 @@ def record(
         raise repo.StaleStatus(message.id)
     assert message.canonical is not None
     notice = load_content(message.kind, message.canonical)
-    unit = rt.directory.unit_for(message.recipient_kommune or "")
+    unit = rt.directory.recipient_unit(message.recipient_kommune, message.recipient_her_id)
     answered_by = Organisation(name=unit.name, her_id=unit.her_id) if unit else None
     if errors:
         receipts.reject(

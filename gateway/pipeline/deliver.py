@@ -28,7 +28,7 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait
 
 from gateway.delivery import Delivered, Delivery, DeliveryAdapter, DeliveryFailed
 from gateway.delivery_policy import Cause, Policy, tier_name
-from gateway.directory import DirectoryEntry
+from gateway.directory import RecipientEntry
 from gateway.domain.content import Content, load_content
 from gateway.domain.receipt import ReceiptError
 from gateway.domain.status import MessageStatus, Stage
@@ -59,7 +59,7 @@ class Outcome:
     duration_ms: int = 0
 
 
-def endpoint_of(entry: DirectoryEntry) -> str:
+def endpoint_of(entry: RecipientEntry) -> str:
     """What one lane and one circuit stand for: the platform a KE's adapter reaches."""
     base = entry.settings.get("base_url")
     return f"{entry.unit.adapter}|{base}" if base else f"{entry.unit.adapter}|{entry.unit.her_id}"
@@ -131,10 +131,16 @@ class Deliverer:
             log.error("deliver: message %s has no canonical form", message.id)
             return None
         notice = load_content(message.kind, message.canonical)
-        entry = self.rt.directory.active_entry(message.recipient_kommune or "")
+        entry = self.rt.directory.recipient_entry(
+            message.recipient_kommune, message.recipient_her_id
+        )
         if entry is None:
-            # the directory changed since routing: no KE to deliver to (DEAD, retryable)
-            detail = f"kommune {message.recipient_kommune} has no active koordinerende enhet"
+            # the directory changed since routing: no one to deliver to (DEAD, retryable)
+            detail = (
+                f"kommune {message.recipient_kommune} has no active koordinerende enhet"
+                if message.recipient_kommune
+                else f"HER-id {message.recipient_her_id} is no active unit in the directory"
+            )
             return Outcome(command, message, notice, "-", NoRecipient(detail))
         name = entry.unit.adapter
         delivery = Delivery(

@@ -1,4 +1,9 @@
-"""Issuing receipts (AppRec) to the sender, and rejecting with one."""
+"""Issuing receipts (AppRec) to the sender, and rejecting with one.
+
+A message handed to one party of a plan (a child, ``parent_id`` set) does not answer the
+sender itself: its receipt is kept, and the plan message it came from answers once every party
+has -- OK when all acknowledged, else rejected with each refusing party's reasons.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection
 
-from gateway.domain.content import Content
+from gateway.domain.content import Content, load_content
 from gateway.domain.model import MessageKind, Organisation
 from gateway.domain.receipt import Receipt, ReceiptError, ReceiptStatus
 from gateway.domain.status import MessageStatus, Stage
@@ -47,6 +52,13 @@ def issue(
         original_issued_at=notice.sent_at if notice else message.received_at,
         gateway_message_id=uuid.UUID(message.id),
     )
+    if message.parent_id is not None:
+        if repo.save_receipt(conn, message.id, receipt):
+            repo.add_event(
+                conn, message.id, Stage.RECEIPT, None, f"answer {status.text} kept", GATEWAY_ACTOR
+            )
+            _party_answered(conn, rt, message.parent_id)
+        return receipt
     body = receipt.to_json()
     if repo.save_receipt(conn, message.id, receipt):
         repo.add_outbox(
@@ -62,6 +74,60 @@ def issue(
             conn, message.id, Stage.RECEIPT, None, f"receipt {status.text} issued", GATEWAY_ACTOR
         )
     return receipt
+
+
+#: a party has the plan, or has refused it for good
+_ANSWERED = frozenset({MessageStatus.ACKNOWLEDGED, MessageStatus.REJECTED})
+
+
+def _party_answered(conn: Connection, rt: Runtime, parent_id: str) -> None:
+    """Tell the plan message a party answered; a message handed to its parties only (an
+    update: no recipient of its own) answers the sender once all have."""
+    parent = repo.get_message(conn, parent_id)
+    if parent is None:
+        return
+    children = repo.children_of(conn, parent_id)
+    answered = [c for c in children if c.status in _ANSWERED]
+    repo.add_event(
+        conn,
+        parent.id,
+        Stage.ACKNOWLEDGE,
+        None,
+        f"{len(answered)} of {len(children)} parties answered: "
+        + ", ".join(f"{_party_name(rt, c)} {c.status}" for c in answered),
+        GATEWAY_ACTOR,
+    )
+    if parent.recipient_her_id is not None or parent.status is not MessageStatus.DELIVERED:
+        return  # it has a recipient of its own, which answers the sender
+    if len(answered) < len(children):
+        return
+    content = load_content(parent.kind, parent.canonical) if parent.canonical else None
+    errors: list[ReceiptError] = []
+    for c in answered:
+        if c.status is MessageStatus.REJECTED:
+            kept = repo.get_receipt(conn, c.id)
+            why = kept.errors if kept and kept.errors else (ReceiptError(code="X99"),)
+            errors += [
+                ReceiptError(code=e.code, detail=f"{_party_name(rt, c)}: {e.detail or e.text}")
+                for e in why
+            ]
+    if errors:
+        reject(conn, rt, parent, Stage.ACKNOWLEDGE, tuple(errors), notice=content)
+        return
+    repo.set_status(
+        conn,
+        parent,
+        MessageStatus.ACKNOWLEDGED,
+        Stage.ACKNOWLEDGE,
+        f"every party has it ({len(children)})",
+        GATEWAY_ACTOR,
+    )
+    issue(conn, rt, parent, ReceiptStatus.OK, (), notice=content)
+
+
+def _party_name(rt: Runtime, child: repo.MessageRow) -> str:
+    unit = rt.directory.recipient_unit(None, child.recipient_her_id)
+    return unit.name if unit else f"HER-id {child.recipient_her_id}"
 
 
 def original_type(message: repo.MessageRow) -> str:

@@ -63,6 +63,7 @@ class MessageRow:
     resends: int = 0
     next_attempt_at: dt.datetime | None = None
     sender_her_id: int | None = None
+    parent_id: str | None = None
 
     @classmethod
     def from_row(cls, row: Any) -> MessageRow:
@@ -137,6 +138,50 @@ def insert_message(
     )
     add_event(conn, message_id, Stage.INGEST, status, detail, actor, at=at)
     return message_id
+
+
+def insert_child(
+    conn: Connection,
+    parent: MessageRow,
+    *,
+    canonical: str,
+    recipient_her_id: int,
+    detail: str,
+    actor: str,
+) -> MessageRow:
+    """A message for one party of a plan, born VALIDATED from its validated ``parent``.
+
+    It has no body of its own (``raw`` is empty) and no sender reference: the sender's
+    reference stays on the parent, which answers the sender.
+    """
+    message_id = str(uuid.uuid4())
+    at = now()
+    row = {
+        "id": message_id,
+        "kind": parent.kind,
+        "status": MessageStatus.VALIDATED.value,
+        "generation": 0,
+        "patient_pseudonym": parent.patient_pseudonym,
+        "content_type": "application/json",
+        "raw": b"",
+        "canonical": canonical,
+        "recipient_her_id": recipient_her_id,
+        "parent_id": parent.id,
+        "received_at": at,
+        "updated_at": at,
+    }
+    conn.execute(_INSERT_MESSAGE, row)
+    add_event(conn, message_id, Stage.ROUTE, MessageStatus.VALIDATED, detail, actor, at=at)
+    found = get_message(conn, message_id)
+    assert found is not None
+    return found
+
+
+def children_of(conn: Connection, parent_id: str) -> list[MessageRow]:
+    rows = conn.execute(
+        select(*_ROW).where(messages.c.parent_id == parent_id).order_by(messages.c.received_at)
+    )
+    return [MessageRow.from_row(r) for r in rows]
 
 
 def get_message(conn: Connection, message_id: str) -> MessageRow | None:

@@ -80,11 +80,15 @@ messages = Table(
     #: the sending organisation's HER-id, once validated: a kommune's KE sees the plans it
     #: sent on (its outgoing transfers)
     Column("sender_her_id", Integer),
+    #: for a plan message handed to one party of the plan (a health trust): the message it
+    #: came from, which answers the sender once every party has answered
+    Column("parent_id", String(36)),
     UniqueConstraint("sender_endpoint", "sender_message_id", name="uq_messages_sender_ref"),
     Index("ix_messages_status_updated", "status", "updated_at"),
     Index("ix_messages_recipient", "recipient_kommune", "status"),
     Index("ix_messages_patient", "patient_pseudonym"),
     Index("ix_messages_kind_sender", "kind", "sender_her_id"),
+    Index("ix_messages_parent", "parent_id"),
 )
 
 message_events = Table(
