@@ -53,6 +53,8 @@ from gateway.delivery import AdapterContext, DeliveryFailed
 from gateway.delivery_policy import Cause
 from gateway.domain.content import Content
 from gateway.domain.model import NeedNotice
+from gateway.domain.plan import PlanStatusMessage
+from mappings.outbound import to_msghead
 from mappings.plo import namespaces as ns
 from mappings.plo.msghead import Party
 from mappings.plo.notice import notice_to_msghead
@@ -79,6 +81,8 @@ def document(
 ) -> Built:
     """The MsgHead with every fact in its readable text, within ``limit``: a notice as text
     only, a plan as text beside its structured document (see above)."""
+    if isinstance(content, PlanStatusMessage):
+        return Built(to_msghead(content, msg_id=msg_id, receiver=receiver))  # text already
     if not isinstance(content, NeedNotice):
         return plan_document(content, msg_id, receiver, text=True, limit=limit)
     notice = content

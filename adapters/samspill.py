@@ -39,7 +39,7 @@ from adapters.text_limits import cut_at_word
 from gateway.delivery import AdapterContext, DeliveryFailed
 from gateway.delivery_policy import Cause
 from gateway.domain.content import Content
-from gateway.domain.plan import PlanTransfer
+from gateway.domain.plan import PlanStatusMessage, PlanTransfer
 from mappings.outbound import to_fhir
 
 NAME = "samspill"
@@ -62,6 +62,8 @@ def shorten(text: str, limit: int = TEXT_LIMIT) -> str:
 def samspill_bundle(content: Content, destination: str) -> Built:
     if isinstance(content, PlanTransfer):
         return plan_bundle(content, destination)
+    if isinstance(content, PlanStatusMessage):
+        return message_bundle(content, destination)  # no text long enough to cut
     notice = content
     built = message_bundle(notice, destination)
     description = shorten(notice.need)

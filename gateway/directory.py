@@ -64,6 +64,16 @@ class Directory:
         entry = self.health_trusts.get(her_id) if her_id is not None else None
         return entry if entry is not None and entry.active else None
 
+    def entry_by_her_id(self, her_id: int) -> RecipientEntry | None:
+        """The active KE or health trust with this HER-id (the directory keeps them unique)."""
+        trust = self.health_trusts.get(her_id)
+        if trust is not None:
+            return trust if trust.active else None
+        for entry in self.entries.values():
+            if entry.unit.her_id == her_id:
+                return entry if entry.active else None
+        return None
+
     def recipient_unit(self, kommune_nr: str | None, her_id: int | None) -> ReceivingUnit | None:
         """The unit a message was routed to, active or not (who answered it)."""
         if kommune_nr is not None:

@@ -133,9 +133,11 @@ class DeliveryAttempt(BaseModel):
 
 
 class PartyCopy(BaseModel):
-    """A plan message's copy for one party of the plan (a child message)."""
+    """A message the gateway made from this one for one unit (a child): a party's copy of
+    a plan (kind ``plan-transfer``) or a status message about it (``plan-status``)."""
 
     id: str
+    kind: str
     recipient_her_id: int | None
     status: str
     reason: str | None
@@ -160,7 +162,8 @@ class MessageView(BaseModel):
     deliveries: list[DeliveryAttempt]
     #: for a copy of a plan for one of its parties: the plan message it came from
     parent_id: str | None = None
-    #: for a plan message: its copies for the plan's other parties, each with where it stands
+    #: for a plan message: its copies for the plan's other parties and the status messages
+    #: about it, each with where it stands
     parties: list[PartyCopy] = []
 
 
@@ -190,7 +193,11 @@ async def message(request: Request, message_id: str) -> MessageView:
         parent_id=m.parent_id,
         parties=[
             PartyCopy(
-                id=c.id, recipient_her_id=c.recipient_her_id, status=c.status, reason=c.reason
+                id=c.id,
+                kind=c.kind,
+                recipient_her_id=c.recipient_her_id,
+                status=c.status,
+                reason=c.reason,
             )
             for c in children
         ],

@@ -4,13 +4,16 @@ every stage reads a stored message the same way."""
 from __future__ import annotations
 
 from gateway.domain.model import MessageKind, NeedNotice, Patient
-from gateway.domain.plan import PlanTransfer
+from gateway.domain.plan import PlanStatusMessage, PlanTransfer
 
-Content = NeedNotice | PlanTransfer
+Content = NeedNotice | PlanTransfer | PlanStatusMessage
+#: what senders send the gateway (a status message is the gateway's own)
+Incoming = NeedNotice | PlanTransfer
 
-_MODELS: dict[MessageKind, type[NeedNotice] | type[PlanTransfer]] = {
+_MODELS: dict[MessageKind, type[NeedNotice] | type[PlanTransfer] | type[PlanStatusMessage]] = {
     MessageKind.NEED_NOTICE: NeedNotice,
     MessageKind.PLAN_TRANSFER: PlanTransfer,
+    MessageKind.PLAN_STATUS: PlanStatusMessage,
 }
 
 
@@ -21,4 +24,4 @@ def load_content(kind: str, canonical: str) -> Content:
 
 def person_of(content: Content) -> Patient:
     """The person the message is about: consent and routing go by them."""
-    return content.patient if isinstance(content, NeedNotice) else content.plan.patient
+    return content.plan.patient if isinstance(content, PlanTransfer) else content.patient

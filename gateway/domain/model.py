@@ -75,6 +75,8 @@ def _distinct(kinds: tuple[NoticeKind, ...]) -> tuple[NoticeKind, ...]:
 class MessageKind(StrEnum):
     NEED_NOTICE = "need-notice"
     PLAN_TRANSFER = "plan-transfer"
+    #: the gateway tells a unit that has a plan what became of it (gateway/domain/plan.py)
+    PLAN_STATUS = "plan-status"
     #: a consent posted on its own (kept as a message only when refused)
     CONSENT = "consent"
 

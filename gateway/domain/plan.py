@@ -219,3 +219,49 @@ class PlanTransfer(Model):
     #: the kommune the person moved to, when the sender knows it (else from the address)
     new_kommune_nr: KommuneNr | None = None
     plan: Plan
+
+
+class PlanEvent(StrEnum):
+    """What a status message tells a unit that has the plan."""
+
+    #: the plan reached the kommune the person moved to, which acknowledged it: the old
+    #: kommune can close its plan and hand over access to the new KE
+    TRANSFERRED = "transferred"
+    #: the consent the plan was shared under was withdrawn: the unit must stop using it
+    CONSENT_WITHDRAWN = "consent-withdrawn"
+
+
+PLAN_EVENT_TEXT: dict[PlanEvent, str] = {
+    PlanEvent.TRANSFERRED: "Planen er overført til ny kommune og mottatt der",
+    PlanEvent.CONSENT_WITHDRAWN: "Samtykket planen ble delt under, er trukket tilbake",
+}
+
+
+class PlanStatusMessage(Model):
+    """A status message from the gateway about a plan a unit has (not a new version of it).
+
+    It names the person, as the plan did, so the receiving system can file it with the plan;
+    it carries no other content of the plan.
+    """
+
+    kind: Literal[MessageKind.PLAN_STATUS] = MessageKind.PLAN_STATUS
+    #: the gateway's id of this status message (the id it is delivered under)
+    message_ref: MessageRef
+    sent_at: Instant
+    #: the gateway
+    sender: Sender
+    patient: Patient
+    plan_id: MessageRef
+    version: Annotated[int, Field(ge=1, le=2**31 - 1)]
+    event: PlanEvent
+    #: the gateway's id of the message the status follows up (the transfer, the plan delivered)
+    regarding: MessageRef
+    #: for ``transferred``: the kommune the plan went to, and its KE
+    new_kommune_nr: KommuneNr | None = None
+    new_responsible: Organisation | None = None
+
+    @model_validator(mode="after")
+    def _names_where_it_went(self) -> PlanStatusMessage:
+        if (self.event is PlanEvent.TRANSFERRED) != (self.new_kommune_nr is not None):
+            raise ValueError("a transferred plan names the kommune it went to, and only it does")
+        return self

@@ -8,9 +8,10 @@ from sqlalchemy import Connection
 
 from gateway.domain.content import load_content
 from gateway.domain.model import Organisation
+from gateway.domain.plan import PlanTransfer
 from gateway.domain.receipt import ReceiptError, ReceiptStatus
 from gateway.domain.status import MessageStatus, Stage
-from gateway.pipeline import receipts
+from gateway.pipeline import plan_status, receipts
 from gateway.runtime import Runtime
 from gateway.store import repository as repo
 
@@ -94,6 +95,11 @@ def record(
             answered_by=answered_by,
         )
         return AckResult(message.id, MessageStatus.REJECTED, repeated=False)
-    repo.set_status(conn, message, MessageStatus.ACKNOWLEDGED, Stage.ACKNOWLEDGE, detail, actor)
+    message = repo.set_status(
+        conn, message, MessageStatus.ACKNOWLEDGED, Stage.ACKNOWLEDGE, detail, actor
+    )
     receipts.issue(conn, rt, message, ReceiptStatus.OK, (), notice=notice, answered_by=answered_by)
+    if isinstance(notice, PlanTransfer) and message.recipient_kommune and not message.parent_id:
+        # a transfer reached the new kommune: the old one is told to close and hand over
+        plan_status.transferred(conn, rt, message)
     return AckResult(message.id, MessageStatus.ACKNOWLEDGED, repeated=False)

@@ -20,7 +20,7 @@ from gateway.domain.consent import ConsentPurpose
 from gateway.domain.content import Content, person_of
 from gateway.domain.identifiers import birth_date, parse_person_id
 from gateway.domain.model import CoordinatingUnit, NeedNotice, NoticeKind, ReceivingUnit
-from gateway.domain.plan import PlanTransfer
+from gateway.domain.plan import PlanStatusMessage, PlanTransfer
 from gateway.domain.receipt import ReceiptError, ReceiptStatus, Refused
 from gateway.domain.status import MessageStatus, Stage
 from gateway.pipeline import receipts
@@ -78,7 +78,10 @@ def advance(
     can be checked against the recipient; nothing is routed before consent allows it.
     """
     if message.parent_id is not None:
-        _advance_party_copy(conn, rt, message, notice, actor)
+        if isinstance(notice, PlanStatusMessage):
+            _advance_status(conn, rt, message, notice, actor)
+        else:
+            _advance_party_copy(conn, rt, message, notice, actor)
         return
     try:
         routing: Routed | HeldForOperator | Refused = route(
@@ -318,6 +321,34 @@ def _party_copies(
     return copies
 
 
+def _advance_status(
+    conn: Connection, rt: Runtime, message: repo.MessageRow, status: Content, actor: str
+) -> None:
+    """A status message about a plan goes to the unit that has the plan; it needs no consent
+    of its own (gateway/pipeline/plan_status.py)."""
+    if message.status not in _MAY_ROUTE:
+        return
+    entry = rt.directory.entry_by_her_id(message.recipient_her_id or 0)
+    if entry is None:
+        _no_unit(conn, rt, message, status, actor)
+        return
+    _queue(conn, rt, message, status, entry.unit, actor)
+
+
+def _no_unit(
+    conn: Connection, rt: Runtime, message: repo.MessageRow, content: Content, actor: str
+) -> None:
+    """DEAD with E21 (retryable once the directory has the unit again)."""
+    error = ReceiptError(
+        code="E21", detail=f"HER-id {message.recipient_her_id} is no active unit in the directory"
+    )
+    if message.status is MessageStatus.DEAD:
+        detail = f"still: {receipts.reason_text((error,))}"
+        repo.add_event(conn, message.id, Stage.ROUTE, None, detail, actor)
+    else:
+        receipts.dead(conn, rt, message, Stage.ROUTE, (error,), notice=content)
+
+
 def _advance_party_copy(
     conn: Connection, rt: Runtime, message: repo.MessageRow, content: Content, actor: str
 ) -> None:
@@ -328,15 +359,7 @@ def _advance_party_copy(
         return
     entry = rt.directory.recipient_entry(None, message.recipient_her_id)
     if entry is None:
-        error = ReceiptError(
-            code="E21",
-            detail=f"HER-id {message.recipient_her_id} is no active unit in the directory",
-        )
-        if message.status is MessageStatus.DEAD:
-            detail = f"still: {receipts.reason_text((error,))}"
-            repo.add_event(conn, message.id, Stage.ROUTE, None, detail, actor)
-        else:
-            receipts.dead(conn, rt, message, Stage.ROUTE, (error,), notice=content)
+        _no_unit(conn, rt, message, content, actor)
         return
     _queue(conn, rt, message, content, entry.unit, actor)
 

@@ -23,7 +23,7 @@ from gateway.domain.content import load_content
 from gateway.domain.model import ConsentAttestation
 from gateway.domain.receipt import ReceiptError
 from gateway.domain.status import MessageStatus, Stage
-from gateway.pipeline import receipts
+from gateway.pipeline import plan_status, receipts
 from gateway.pipeline.advance import UNDELIVERED, advance
 from gateway.runtime import Runtime
 from gateway.store import repository as repo
@@ -71,6 +71,8 @@ def file_consent(
             advance(conn, rt, message, notice)
             after = repo.get_message(conn, message.id)
             moved += after is not None and after.status is not before
+    # the units that already have a plan under a consent now withdrawn are told
+    plan_status.consent_withdrawn(conn, rt, pseudonym, record)
     return moved
 
 

@@ -19,7 +19,7 @@ from lxml import etree
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
-from gateway.domain.content import Content, person_of
+from gateway.domain.content import Incoming, person_of
 from gateway.domain.model import MessageKind
 from gateway.domain.receipt import Receipt, ReceiptError, Refused
 from gateway.domain.status import MessageStatus, Stage
@@ -183,7 +183,7 @@ async def accept_plo(rt: Runtime, body: bytes, content_type: str, actor: str) ->
     )
 
 
-def _read_plo(rt: Runtime, body: bytes) -> tuple[Content, Envelope]:
+def _read_plo(rt: Runtime, body: bytes) -> tuple[Incoming, Envelope]:
     if rt.schemas is None:
         raise Refused.one("X99", "XML ingest is not available: the KITH schemas are not installed")
     root = parse_xml(body, max_bytes=rt.settings.max_body_bytes)
@@ -205,7 +205,7 @@ def _read_plo(rt: Runtime, body: bytes) -> tuple[Content, Envelope]:
 
 def read_msghead(
     root: etree._Element, kind: MessageKind, allow_synthetic_ids: bool
-) -> tuple[Content, Envelope]:
+) -> tuple[Incoming, Envelope]:
     """The content of a MsgHead of a type taken here (checked against the schemas before)."""
     if kind is MessageKind.PLAN_TRANSFER:
         return msghead_to_transfer(root, allow_synthetic_ids=allow_synthetic_ids)

@@ -18,7 +18,7 @@ from sqlalchemy import Connection
 from gateway import plan_history
 from gateway.consent.rules import PURPOSE_OF
 from gateway.domain.consent import ConsentPurpose
-from gateway.domain.content import Content, person_of
+from gateway.domain.content import Incoming, person_of
 from gateway.domain.model import MessageKind, NeedNotice
 from gateway.domain.plan import PlanTransfer
 from gateway.domain.receipt import Refused
@@ -43,10 +43,10 @@ _VALID = {
     MessageKind.PLAN_TRANSFER: "valid plan transfer",
 }
 
-Work = tuple[Command, repo.MessageRow, Content | Refused]
+Work = tuple[Command, repo.MessageRow, Incoming | Refused]
 
 
-def read_content(rt: Runtime, raw: bytes, content_type: str, kind: str) -> Content | Refused:
+def read_content(rt: Runtime, raw: bytes, content_type: str, kind: str) -> Incoming | Refused:
     """The canonical content (notice or plan transfer), or the refusal that says what is
     wrong with the body.
 
@@ -71,14 +71,14 @@ def read_content(rt: Runtime, raw: bytes, content_type: str, kind: str) -> Conte
         return Refused.one("X99", f"the message could not be read ({type(e).__name__})")
 
 
-def _read_xml(rt: Runtime, raw: bytes, kind: MessageKind) -> Content:
+def _read_xml(rt: Runtime, raw: bytes, kind: MessageKind) -> Incoming:
     """A MsgHead ingest has checked against the schemas; read it again into its content."""
     root = parse_xml(raw, max_bytes=max(rt.settings.max_body_bytes, len(raw)))
     content, _ = read_msghead(root, kind, rt.settings.accept_synthetic_ids)
     return content
 
 
-def _read(rt: Runtime, raw: bytes, kind: MessageKind) -> Content:
+def _read(rt: Runtime, raw: bytes, kind: MessageKind) -> Incoming:
     try:
         bundle = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -129,7 +129,7 @@ def _record(
     rt: Runtime,
     command: Command,
     message: repo.MessageRow,
-    outcome: Content | Refused,
+    outcome: Incoming | Refused,
 ) -> None:
     if not repo.claim(conn, CONSUMER, command.ref):
         return

@@ -1,8 +1,9 @@
 """Issuing receipts (AppRec) to the sender, and rejecting with one.
 
-A message handed to one party of a plan (a child, ``parent_id`` set) does not answer the
-sender itself: its receipt is kept, and the plan message it came from answers once every party
-has -- OK when all acknowledged, else rejected with each refusing party's reasons.
+A message the gateway made from another (a child, ``parent_id`` set) does not answer the
+sender itself: its receipt is kept. For a party's copy of a plan, the plan message it came
+from answers once every party has -- OK when all acknowledged, else rejected with each
+refusing party's reasons. A status message about a plan answers no one.
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ def issue(
             repo.add_event(
                 conn, message.id, Stage.RECEIPT, None, f"answer {status.text} kept", GATEWAY_ACTOR
             )
-            _party_answered(conn, rt, message.parent_id)
+            if message.kind == MessageKind.PLAN_TRANSFER:
+                _party_answered(conn, rt, message.parent_id)
         return receipt
     body = receipt.to_json()
     if repo.save_receipt(conn, message.id, receipt):
@@ -86,7 +88,7 @@ def _party_answered(conn: Connection, rt: Runtime, parent_id: str) -> None:
     parent = repo.get_message(conn, parent_id)
     if parent is None:
         return
-    children = repo.children_of(conn, parent_id)
+    children = [c for c in repo.children_of(conn, parent_id) if c.kind == parent.kind]
     answered = [c for c in children if c.status in _ANSWERED]
     repo.add_event(
         conn,

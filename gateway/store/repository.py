@@ -148,17 +148,20 @@ def insert_child(
     recipient_her_id: int,
     detail: str,
     actor: str,
+    kind: str | None = None,
+    message_id: str | None = None,
 ) -> MessageRow:
-    """A message for one party of a plan, born VALIDATED from its validated ``parent``.
+    """A message the gateway makes from ``parent`` for one unit (a party's copy of a plan, a
+    status message about it), born VALIDATED.
 
     It has no body of its own (``raw`` is empty) and no sender reference: the sender's
     reference stays on the parent, which answers the sender.
     """
-    message_id = str(uuid.uuid4())
+    message_id = message_id or str(uuid.uuid4())
     at = now()
     row = {
         "id": message_id,
-        "kind": parent.kind,
+        "kind": kind or parent.kind,
         "status": MessageStatus.VALIDATED.value,
         "generation": 0,
         "patient_pseudonym": parent.patient_pseudonym,

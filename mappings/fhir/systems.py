@@ -58,8 +58,15 @@ COORDINATOR_KIND_SYSTEM = f"{OWN}/CodeSystem/coordinator-kind"
 PARTICIPATION_TYPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
 
 _SD = f"{OWN}/StructureDefinition"
-#: MessageHeader: the kommune the person moved to (valueCoding, kommunenummer)
+#: MessageHeader (a transfer), Communication (a status): the kommune the person moved to
+#: (valueCoding, kommunenummer)
 NEW_KOMMUNE_EXTENSION = f"{_SD}/new-kommune"
+#: Communication (a status): the KE that keeps the plan now (valueReference to Organization)
+NEW_RESPONSIBLE_EXTENSION = f"{_SD}/new-responsible"
+#: plan status messages (mappings/fhir/plan_status.py): what became of the plan
+PLAN_EVENT_SYSTEM = f"{OWN}/CodeSystem/plan-event"
+#: the gateway's own message ids, which a status message refers to
+GATEWAY_MESSAGE_SYSTEM = f"{OWN}/NamingSystem/gateway-message-id"
 #: CarePlan: the plan's version number (valuePositiveInt), version id and previous (valueId)
 PLAN_VERSION_EXTENSION = f"{_SD}/plan-version"
 PLAN_VERSION_ID_EXTENSION = f"{_SD}/plan-version-id"

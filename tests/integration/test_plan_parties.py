@@ -11,6 +11,7 @@ trust nothing reaches either trust until that consent arrives.
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,10 +26,18 @@ from gateway.demo.platforms.fhir_server import FhirPlatform
 from gateway.demo.platforms.nhn_msh_server import NhnMessageService
 from gateway.demo.samples import make_transfer
 from gateway.domain.model import Organisation
-from gateway.domain.plan import Coordinator, Participant, ParticipantKind, PlanTransfer
+from gateway.domain.plan import (
+    Coordinator,
+    Participant,
+    ParticipantKind,
+    PlanEvent,
+    PlanTransfer,
+)
 from mappings.fhir import systems as sy
 from mappings.fhir.plan import bundle_to_transfer, transfer_to_bundle
+from mappings.fhir.plan_status import bundle_to_status
 from mappings.plo.plan import msghead_to_transfer
+from mappings.plo.plan_status import msghead_to_status
 from mappings.plo.xmlsafe import parse_xml
 from tests.integration.test_pipeline import post, wait_status
 from tests.integration.test_transfer_across_platforms import GATEWAY_HER, ke
@@ -270,3 +279,46 @@ async def test_a_party_that_refuses_makes_the_update_rejected_with_its_reason(
     receipt = (await client.get(f"/receipts/{update}")).json()
     assert receipt["status"]["V"] != "1"
     assert any(HMR.name in e.get("OT", "") for e in receipt["error"]), receipt
+
+
+async def test_withdrawing_consent_to_share_tells_each_trust_that_has_the_plan(
+    client: httpx.AsyncClient, platforms: tuple[FhirPlatform, NhnMessageService]
+) -> None:
+    fhir, nhn = platforms
+    v1 = plan_update(random.Random(84), 1, None)
+    await consent_to_sharing(client, v1, "share-hf-84")
+    update = await send(client, v1)
+    view = await wait_status(client, update, {"ACKNOWLEDGED"}, timeout=20)
+    parties = copies(view)
+
+    withdrawal = share_hf_consent(v1, "share-hf-84") | {
+        "status": "inactive",
+        "meta": {"lastUpdated": "2026-11-22T10:00:00+00:00"},
+    }
+    r = await client.post("/fhir/Consent", content=orjson.dumps(withdrawal), headers=FHIR)
+    assert r.status_code in (200, 201), r.text
+
+    told: dict[int, dict[str, Any]] = {}
+    for _ in range(300):
+        told = {}
+        for her_id, copy in parties.items():
+            child = (await client.get(f"/messages/{copy['id']}")).json()
+            for p in child["parties"]:
+                if p["kind"] == "plan-status" and p["status"] == "ACKNOWLEDGED":
+                    told[her_id] = p
+        if len(told) == 2:
+            break
+        await asyncio.sleep(0.05)
+    assert set(told) == {HMR.her_id, STO.her_id}, told
+    bundle = fhir.bundle(told[HMR.her_id]["id"])
+    assert bundle is not None
+    at_hmr = bundle_to_status(bundle, allow_synthetic_ids=True)
+    assert (at_hmr.event, at_hmr.plan_id) == (PlanEvent.CONSENT_WITHDRAWN, v1.plan.plan_id)
+    root = parse_xml(nhn.kept(STO.her_id)[told[STO.her_id]["id"]], max_bytes=1_000_000)
+    at_sto = msghead_to_status(root, allow_synthetic_ids=True)
+    assert (at_sto.event, at_sto.regarding) == (
+        PlanEvent.CONSENT_WITHDRAWN,
+        parties[STO.her_id]["id"],
+    )
+    # the kommune that keeps the plan sent it: it is not told of its own plan
+    assert (await client.get(f"/messages/{update}")).json()["status"] == "ACKNOWLEDGED"
