@@ -1,5 +1,6 @@
-"""Simulated peers over real HTTP: a hospital department that sends notices, and KE systems
-that poll their inbox and acknowledge. Used by ``ipgw demo`` and the benchmarks."""
+"""Simulated peers over real HTTP: a hospital department that sends notices, KE systems
+that poll their inbox and acknowledge, and a kommune IP platform that moves plans and updates
+them. Used by ``ipgw demo`` and the benchmarks."""
 
 from __future__ import annotations
 
@@ -13,11 +14,12 @@ from collections import Counter
 import httpx
 import orjson
 
-from gateway.demo.samples import make_notice
+from gateway.demo.samples import HELSE_MORE_OG_ROMSDAL, make_notice, make_transfer
 from gateway.domain.identifiers import PersonIdKind
 from gateway.domain.model import Organisation
 from mappings.fhir import systems as sy
 from mappings.fhir.notice import notice_to_bundle, patient_identifier
+from mappings.fhir.plan import transfer_to_bundle
 from mappings.plo.msghead import Party, to_bytes
 from mappings.plo.notice import notice_to_msghead
 
@@ -123,11 +125,9 @@ async def hospital(
             await asyncio.sleep(1 / rate)
 
 
-async def _consent_later(
-    client: httpx.AsyncClient, person_id: str, delay: float, sent: Counter[str]
-) -> None:
-    await asyncio.sleep(delay)
-    consent = {
+def consent_json(person_id: str, purpose: str) -> dict[str, object]:
+    """The person's consent to ``purpose`` (a consent-purpose code) as a FHIR Consent."""
+    return {
         "resourceType": "Consent",
         "id": f"demo-{uuid.uuid4()}",
         "status": "active",
@@ -138,8 +138,15 @@ async def _consent_later(
         },
         "dateTime": dt.date.today().isoformat(),
         "policyRule": {"coding": [{"system": sy.ACT_CODE_SYSTEM, "code": "OPTIN"}]},
-        "provision": {"purpose": [{"system": sy.CONSENT_PURPOSE_SYSTEM, "code": "need-notice"}]},
+        "provision": {"purpose": [{"system": sy.CONSENT_PURPOSE_SYSTEM, "code": purpose}]},
     }
+
+
+async def _consent_later(
+    client: httpx.AsyncClient, person_id: str, delay: float, sent: Counter[str]
+) -> None:
+    await asyncio.sleep(delay)
+    consent = consent_json(person_id, "need-notice")
     try:
         r = await client.post("/fhir/Consent", content=orjson.dumps(consent), headers=FHIR_JSON)
         sent["consent sent later" if r.status_code == 201 else f"consent {r.status_code}"] += 1
@@ -163,3 +170,61 @@ async def coordinating_unit(
             except httpx.HTTPError as e:
                 log.debug("KE %s: %s", kommune_nr, type(e).__name__)
             await asyncio.sleep(interval)
+
+
+async def plan_platform(
+    base_url: str,
+    moves: list[tuple[str, str]],
+    sent: Counter[str],
+    *,
+    interval: float = 6.0,
+    seed: int = 2,
+) -> None:
+    """A kommune's IP platform, until cancelled: every ``interval`` seconds a person moves
+    (old, new) with their plan, in which a doctor at Helse Møre og Romsdal takes part; the
+    person consents to the transfer and to sharing with the health trust. A few seconds later
+    the new kommune's platform sends the plan's next version as an update, which goes to the
+    trust only."""
+    rng = random.Random(seed)  # noqa: S311 - test data, not secrets
+    async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
+        while True:
+            old, new = rng.choice(moves)
+            moved = make_transfer(rng, old, new, health_trust=HELSE_MORE_OG_ROMSDAL)
+            person_id = moved.plan.patient.person_id
+            try:
+                for purpose in ("transfer", "share-hf"):
+                    await client.post(
+                        "/fhir/Consent",
+                        content=orjson.dumps(consent_json(person_id, purpose)),
+                        headers=FHIR_JSON,
+                    )
+                r = await client.post(
+                    "/fhir/$process-message",
+                    content=orjson.dumps(transfer_to_bundle(moved)),
+                    headers=FHIR_JSON,
+                )
+                sent[f"plan transfer {_outcome(r)}"] += 1
+                await asyncio.sleep(interval / 2)
+                update = make_transfer(
+                    rng,
+                    new,
+                    new,
+                    plan_id=moved.plan.plan_id,
+                    version=2,
+                    previous_version_id=moved.plan.version_id,
+                    person=moved.plan.patient.model_copy(update={"kommune_nr": new}),
+                    health_trust=HELSE_MORE_OG_ROMSDAL,
+                ).model_copy(update={"new_kommune_nr": None})
+                r = await client.post(
+                    "/fhir/$process-message",
+                    content=orjson.dumps(transfer_to_bundle(update)),
+                    headers=FHIR_JSON,
+                )
+                sent[f"plan update {_outcome(r)}"] += 1
+            except httpx.HTTPError as e:
+                sent[f"error {type(e).__name__}"] += 1
+            await asyncio.sleep(interval / 2)
+
+
+def _outcome(r: httpx.Response) -> str:
+    return "accepted" if r.status_code == 202 else f"refused {r.status_code}"

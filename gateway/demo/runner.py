@@ -24,6 +24,10 @@ from gateway.domain.status import MessageStatus
 
 #: the demo's kommuner on the simulated platforms (the rest use the pull inbox)
 PLATFORM_KOMMUNER = {"1508": "fhir_rest", "5001": "sampro"}
+#: the health trusts on the simulated platforms: Helse Møre og Romsdal on FHIR
+PLATFORM_TRUSTS = {99100001: "fhir_rest", 99100002: "nhn_msh"}
+#: where the demo's people move with their plans (old kommune -> new)
+PLAN_MOVES = [("1506", "1508"), ("1506", "5001"), ("1508", "1506")]
 DEMO_GATEWAY_HER_ID = 99999999
 
 
@@ -63,7 +67,7 @@ def _view(
         shown = str(acked.get(nr, 0)) if received < 0 else str(received)
         kt.add_row(f"{nr} {name}", adapter, str(depth.get(nr, 0)), shown)
     sent_text = ", ".join(f"{k}: {v}" for k, v in sorted(sent.items())) or "nothing yet"
-    return Group(head, Text(f"hospital sent — {sent_text}"), st, kt)
+    return Group(head, Text(f"peers sent — {sent_text}"), st, kt)
 
 
 def _directory_toml(settings: Settings, fhir_base: str, nhn_base: str) -> str:
@@ -79,6 +83,15 @@ def _directory_toml(settings: Settings, fhir_base: str, nhn_base: str) -> str:
         if nr in PLATFORM_KOMMUNER:
             base = fhir_base if adapter == "fhir_rest" else nhn_base
             out.append(f'[kommune.ke.settings]\nbase_url = "{base}"\n')
+    for her_id, trust in load_directory(settings.directory_file).health_trusts.items():
+        hf = trust.unit
+        adapter = PLATFORM_TRUSTS.get(her_id, hf.adapter)
+        base = fhir_base if adapter == "fhir_rest" else nhn_base
+        orgnr = f'orgnr = "{hf.orgnr}"\n' if hf.orgnr else ""
+        out.append(
+            f'[[helseforetak]]\nname = "{hf.name}"\n{orgnr}her_id = {her_id}\n'
+            f'adapter = "{adapter}"\n[helseforetak.settings]\nbase_url = "{base}"\n'
+        )
     return "\n".join(out)
 
 
@@ -116,6 +129,9 @@ async def _run(
     sent: Counter[str] = Counter()
     acked: Counter[str] = Counter()
     workers = [asyncio.create_task(peers.hospital(base, kommuner, rate, sent))]
+    moves = [(a, b) for a, b in PLAN_MOVES if a in names and b in names]
+    if moves:
+        workers.append(asyncio.create_task(peers.plan_platform(base, moves, sent)))
     workers += [
         asyncio.create_task(peers.coordinating_unit(base, nr, acked))
         for nr in kommuner

@@ -30,6 +30,7 @@ from gateway.domain.plan import (
     ParticipantKind,
     Plan,
     PlanTransfer,
+    SharingConsent,
 )
 
 GIVEN = ["Kari", "Ola", "Ingrid", "Lars", "Sigrid", "Nils", "Astrid", "Jonas", "Sofie", "Emil"]
@@ -41,7 +42,9 @@ NEEDS = [
     "Psykisk helse og rus: flere tjenester involvert, ønsker individuell plan.",
 ]
 
-HELSE_MORE_OG_ROMSDAL = Organisation(name="Helse Møre og Romsdal HF", her_id=99100001)
+HELSE_MORE_OG_ROMSDAL = Organisation(
+    name="Helse Møre og Romsdal HF", her_id=99100001, orgnr="983974899"
+)
 DEPARTMENTS = [
     Organisation(name="Nevrologisk avdeling, Ålesund sjukehus", her_id=99100011),
     Organisation(name="Barne- og ungdomsavdelinga, Molde sjukehus", her_id=99100012),
@@ -134,8 +137,10 @@ def make_transfer(
     previous_version_id: str | None = None,
     person: Patient | None = None,
     sent_at: dt.datetime | None = None,
+    health_trust: Organisation | None = None,
 ) -> PlanTransfer:
-    """A plan that moves with its person from ``old_kommune``'s KE to ``new_kommune``."""
+    """A plan that moves with its person from ``old_kommune``'s KE to ``new_kommune``; with
+    ``health_trust``, a doctor there takes part and the § 19 h consent names them."""
     patient = person or Patient(
         person_id=synthetic_person_id(rng, child=False),
         id_kind=PersonIdKind.FNR,
@@ -167,8 +172,29 @@ def make_transfer(
                 organisation=old_ke,
                 contribution="Holder sammen planarbeidet",
             ),
+            *(
+                (
+                    Participant(
+                        key="hf1",
+                        kind=ParticipantKind.PROFESSIONAL,
+                        name="Lege i spesialisthelsetjenesten",
+                        role="lege",
+                        organisation=health_trust,
+                        contribution="Medisinsk oppfølging og kontroller",
+                    ),
+                )
+                if health_trust
+                else ()
+            ),
         ),
         coordinator=Coordinator(participant="p2"),
+        sharing=(
+            SharingConsent(
+                given_by=ConsentGiver.PERSON, given_on=dt.date(2025, 12, 1), participants=("hf1",)
+            )
+            if health_trust
+            else None
+        ),
         measures=(
             Measure(
                 key="m1",
