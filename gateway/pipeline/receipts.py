@@ -58,8 +58,10 @@ def issue(
             repo.add_event(
                 conn, message.id, Stage.RECEIPT, None, f"answer {status.text} kept", GATEWAY_ACTOR
             )
-            if message.kind == MessageKind.PLAN_TRANSFER:
-                _party_answered(conn, rt, message.parent_id)
+        if message.kind == MessageKind.PLAN_TRANSFER:
+            # also when the answer is the one kept: a DEAD copy discarded keeps its receipt
+            # but has now answered for good
+            _party_answered(conn, rt, message.parent_id)
         return receipt
     body = receipt.to_json()
     if repo.save_receipt(conn, message.id, receipt):

@@ -49,6 +49,8 @@ FNR = "urn:oid:2.16.578.1.12.4.1.4.1"
 #: two health trusts (real orgnr, fictitious HER-ids)
 HMR = Organisation(name="Helse Møre og Romsdal HF", her_id=99_100_001, orgnr="983974899")
 STO = Organisation(name="St. Olavs hospital HF", her_id=99_100_002, orgnr="883974832")
+#: a trust taken out of the directory's routing (active = false)
+HNT = Organisation(name="Helse Nord-Trøndelag HF", her_id=99_100_003, orgnr="983974791")
 
 
 @pytest.fixture(scope="module")
@@ -61,10 +63,10 @@ def platforms() -> Iterator[tuple[FhirPlatform, NhnMessageService]]:
     nhn.stop()
 
 
-def trust(org: Organisation, adapter: str, base_url: str) -> str:
+def trust(org: Organisation, adapter: str, base_url: str, *, active: bool = True) -> str:
     return (
         f'[[helseforetak]]\nname = "{org.name}"\nher_id = {org.her_id}\n'
-        f'orgnr = "{org.orgnr}"\nadapter = "{adapter}"\n'
+        f'orgnr = "{org.orgnr}"\nadapter = "{adapter}"\nactive = {str(active).lower()}\n'
         f'[helseforetak.settings]\nbase_url = "{base_url}"\n'
     )
 
@@ -80,6 +82,7 @@ def settings(
         + ke("1508", "fhir_rest", fhir.base_url)
         + trust(HMR, "fhir_rest", fhir.base_url)
         + trust(STO, "nhn_msh", nhn.base_url)
+        + trust(HNT, "fhir_rest", fhir.base_url, active=False)
     )
     return settings.model_copy(
         update={
@@ -322,3 +325,45 @@ async def test_withdrawing_consent_to_share_tells_each_trust_that_has_the_plan(
     )
     # the kommune that keeps the plan sent it: it is not told of its own plan
     assert (await client.get(f"/messages/{update}")).json()["status"] == "ACKNOWLEDGED"
+
+
+async def test_a_copy_with_no_active_trust_waits_for_the_operator_then_answers_the_update(
+    client: httpx.AsyncClient,
+) -> None:
+    v1 = plan_update(random.Random(85), 1, None)
+    plan = v1.plan.model_validate(
+        {
+            **v1.plan.model_dump(),
+            "participants": [
+                *(p.model_dump() for p in v1.plan.participants),
+                Participant(
+                    key="hf3", kind=ParticipantKind.OTHER, name="Sosionom", organisation=HNT
+                ).model_dump(),
+            ],
+        }
+    )
+    v1 = v1.model_copy(update={"plan": plan})
+    await consent_to_sharing(client, v1, "share-hf-85")
+    update = await send(client, v1)
+    for _ in range(300):
+        view = (await client.get(f"/messages/{update}")).json()
+        parties = copies(view)
+        if parties.get(HNT.her_id, {}).get("status") == "DEAD" and {
+            parties[h]["status"] for h in (HMR.her_id, STO.her_id)
+        } == {"ACKNOWLEDGED"}:
+            break
+        await asyncio.sleep(0.05)
+    assert parties[HNT.her_id]["status"] == "DEAD", parties
+    assert parties[HNT.her_id]["reason"].startswith("E21")
+    assert view["status"] == "DELIVERED"  # not answered while a party may still get it
+
+    r = await client.post(
+        f"/messages/{parties[HNT.her_id]['id']}/discard",
+        json={"reason": "the trust no longer takes part"},
+        headers={"X-Operator": "ops1"},
+    )
+    assert r.status_code == 200, r.text
+    view = await wait_status(client, update, {"REJECTED"})
+    receipt = (await client.get(f"/receipts/{update}")).json()
+    assert [e["V"] for e in receipt["error"]] == ["E21"]
+    assert HNT.name in receipt["error"][0]["OT"]
