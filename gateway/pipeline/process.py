@@ -18,7 +18,7 @@ from sqlalchemy import Connection
 from gateway import plan_history
 from gateway.consent.rules import PURPOSE_OF
 from gateway.domain.consent import ConsentPurpose
-from gateway.domain.content import Incoming, person_of
+from gateway.domain.content import Incoming, load_content, person_of
 from gateway.domain.model import MessageKind, NeedNotice
 from gateway.domain.plan import PlanTransfer
 from gateway.domain.receipt import Refused
@@ -132,6 +132,12 @@ def _record(
     outcome: Incoming | Refused,
 ) -> None:
     if not repo.claim(conn, CONSUMER, command.ref):
+        return
+    if message.parent_id is not None and message.canonical is not None:
+        # made by the gateway from another message (a party's copy, a status message): no
+        # body of its own, its canonical form is its content. Advanced where it is made; it
+        # comes here only if recovery finds it VALIDATED.
+        advance(conn, rt, message, load_content(message.kind, message.canonical))
         return
     if isinstance(outcome, Refused):
         receipts.reject(conn, rt, message, Stage.VALIDATE, outcome.errors)

@@ -33,6 +33,9 @@ from gateway.domain.plan import (
     PlanEvent,
     PlanTransfer,
 )
+from gateway.pipeline import recovery
+from gateway.runtime import Runtime
+from gateway.store import repository as repo
 from mappings.fhir import systems as sy
 from mappings.fhir.plan import bundle_to_transfer, transfer_to_bundle
 from mappings.fhir.plan_status import bundle_to_status
@@ -367,3 +370,32 @@ async def test_a_copy_with_no_active_trust_waits_for_the_operator_then_answers_t
     receipt = (await client.get(f"/receipts/{update}")).json()
     assert [e["V"] for e in receipt["error"]] == ["E21"]
     assert HNT.name in receipt["error"][0]["OT"]
+
+
+async def test_a_copy_left_validated_by_a_crash_is_advanced_by_recovery_not_refused(
+    gateway: tuple[httpx.AsyncClient, Runtime],
+) -> None:
+    """A copy is made and advanced in one transaction; if the process stopped in between,
+    recovery finds it VALIDATED and sends it through the pipeline stage, which must take its
+    canonical form (it has no body of its own) instead of refusing an empty body."""
+    client, rt = gateway
+    v1 = plan_update(random.Random(86), 1, None)
+    await consent_to_sharing(client, v1, "share-hf-86")
+    update = await send(client, v1)
+    await wait_status(client, update, {"ACKNOWLEDGED"}, timeout=20)
+    parent = await rt.db.read(repo.get_message, update)
+    assert parent is not None
+    copy = await rt.db.write(
+        lambda conn: repo.insert_child(
+            conn,
+            parent,
+            canonical=v1.model_dump_json(),
+            recipient_her_id=HMR.her_id,
+            detail="made, then the process stopped (test)",
+            actor="test",
+        )
+    )
+    assert await recovery.requeue(rt) >= 1
+    rt.committed()
+    view = await wait_status(client, copy.id, {"ACKNOWLEDGED"}, timeout=20)
+    assert view["recipient_her_id"] == HMR.her_id
