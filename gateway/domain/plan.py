@@ -264,4 +264,7 @@ class PlanStatusMessage(Model):
     def _names_where_it_went(self) -> PlanStatusMessage:
         if (self.event is PlanEvent.TRANSFERRED) != (self.new_kommune_nr is not None):
             raise ValueError("a transferred plan names the kommune it went to, and only it does")
+        if self.sender.department is not None or self.sender.contact is not None:
+            # what the formats carry: the gateway as an organisation, no unit or person
+            raise ValueError("a status message comes from the gateway itself")
         return self

@@ -40,6 +40,7 @@ _LABELS = {
     "Ny kommune": "new_kommune_nr",
     "Ny ansvarlig": "new_responsible_name",
     "Ny ansvarlig HER-id": "new_responsible_her_id",
+    "Ny ansvarlig orgnr": "new_responsible_orgnr",
 }
 
 
@@ -63,6 +64,7 @@ def _lines(status: PlanStatusMessage) -> list[tuple[str, str]]:
         "new_responsible_her_id": (
             str(responsible.her_id) if responsible and responsible.her_id else None
         ),
+        "new_responsible_orgnr": responsible.orgnr if responsible else None,
     }
     return [(label, v) for label, field in _LABELS.items() if (v := values[field]) is not None]
 
@@ -118,6 +120,7 @@ def msghead_to_status(root: etree._Element, *, allow_synthetic_ids: bool) -> Pla
             found[_LABELS[label]] = (b.tail or "").strip()
     name = found.pop("new_responsible_name", None)
     her_id = found.pop("new_responsible_her_id", None)
+    orgnr = found.pop("new_responsible_orgnr", None)
     try:
         return PlanStatusMessage.model_validate(
             {
@@ -129,7 +132,7 @@ def msghead_to_status(root: etree._Element, *, allow_synthetic_ids: bool) -> Pla
                 ),
                 "patient": patient,
                 "new_responsible": (
-                    Organisation(name=name, her_id=int(her_id) if her_id else None)
+                    Organisation(name=name, her_id=int(her_id) if her_id else None, orgnr=orgnr)
                     if name
                     else None
                 ),
