@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,14 +35,14 @@ from gateway.domain.plan import (
 from gateway.pipeline import recovery
 from gateway.runtime import Runtime
 from gateway.store import repository as repo
-from mappings.fhir import systems as sy
 from mappings.fhir.plan import bundle_to_transfer, transfer_to_bundle
 from mappings.fhir.plan_status import bundle_to_status
 from mappings.plo.plan import msghead_to_transfer
 from mappings.plo.plan_status import msghead_to_status
 from mappings.plo.xmlsafe import parse_xml
+from tests.integration.platforms import Platforms, ke, trust, with_directory
 from tests.integration.test_pipeline import post, wait_status
-from tests.integration.test_transfer_across_platforms import GATEWAY_HER, ke
+from tests.integration.test_plan_transfer import plan_consent
 
 pytestmark = pytest.mark.integration
 
@@ -56,59 +55,22 @@ STO = Organisation(name="St. Olavs hospital HF", her_id=99_100_002, orgnr="88397
 HNT = Organisation(name="Helse Nord-Trøndelag HF", her_id=99_100_003, orgnr="983974791")
 
 
-@pytest.fixture(scope="module")
-def platforms() -> Iterator[tuple[FhirPlatform, NhnMessageService]]:
-    fhir, nhn = FhirPlatform(), NhnMessageService()
-    fhir.start()
-    nhn.start()
-    yield fhir, nhn
-    fhir.stop()
-    nhn.stop()
-
-
-def trust(org: Organisation, adapter: str, base_url: str, *, active: bool = True) -> str:
-    return (
-        f'[[helseforetak]]\nname = "{org.name}"\nher_id = {org.her_id}\n'
-        f'orgnr = "{org.orgnr}"\nadapter = "{adapter}"\nactive = {str(active).lower()}\n'
-        f'[helseforetak.settings]\nbase_url = "{base_url}"\n'
-    )
-
-
 @pytest.fixture
-def settings(
-    settings: Settings, tmp_path: Path, platforms: tuple[FhirPlatform, NhnMessageService]
-) -> Settings:
+def settings(settings: Settings, tmp_path: Path, platforms: Platforms) -> Settings:
     fhir, nhn = platforms
-    directory = tmp_path / "directory.toml"
-    directory.write_text(
+    entries = (
         ke("1505", "nhn_msh", nhn.base_url)
         + ke("1508", "fhir_rest", fhir.base_url)
         + trust(HMR, "fhir_rest", fhir.base_url)
         + trust(STO, "nhn_msh", nhn.base_url)
         + trust(HNT, "fhir_rest", fhir.base_url, active=False)
     )
-    return settings.model_copy(
-        update={
-            "directory_file": directory,
-            "gateway_her_id": GATEWAY_HER,
-            "ack_check_interval_seconds": 0.1,
-        }
-    )
+    return with_directory(settings, tmp_path, entries)
 
 
 def share_hf_consent(t: PlanTransfer, consent_id: str) -> dict[str, Any]:
     """The person's consent to sharing the plan with the health trust."""
-    return {
-        "resourceType": "Consent",
-        "id": consent_id,
-        "status": "active",
-        "scope": {"coding": [{"system": sy.CONSENT_SCOPE_SYSTEM, "code": "patient-privacy"}]},
-        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
-        "patient": {"identifier": {"system": FNR, "value": t.plan.patient.person_id}},
-        "dateTime": "2026-11-20",
-        "policyRule": {"coding": [{"system": sy.ACT_CODE_SYSTEM, "code": "OPTIN"}]},
-        "provision": {"purpose": [{"system": sy.CONSENT_PURPOSE_SYSTEM, "code": "share-hf"}]},
-    }
+    return plan_consent(t, consent_id, "share-hf")
 
 
 def plan_update(rng: random.Random, version: int, base: PlanTransfer | None) -> PlanTransfer:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +22,10 @@ from gateway.domain.plan import PlanEvent, PlanStatusMessage, PlanTransfer
 from mappings.fhir.plan_status import bundle_to_status
 from mappings.plo.plan_status import msghead_to_status
 from mappings.plo.xmlsafe import parse_xml
+from tests.integration.platforms import GATEWAY_HER, Platforms, ke, with_directory
 from tests.integration.test_pipeline import wait_status
 from tests.integration.test_plan_transfer import transfer_consent
-from tests.integration.test_transfer_across_platforms import GATEWAY_HER, ke, transfer
+from tests.integration.test_transfer_across_platforms import transfer
 from tests.unit.test_plo_mapping import schema_set
 
 pytestmark = pytest.mark.integration
@@ -33,32 +33,11 @@ pytestmark = pytest.mark.integration
 FHIR = {"content-type": "application/fhir+json"}
 
 
-@pytest.fixture(scope="module")
-def platforms() -> Iterator[tuple[FhirPlatform, NhnMessageService]]:
-    fhir, nhn = FhirPlatform(), NhnMessageService()
-    fhir.start()
-    nhn.start()
-    yield fhir, nhn
-    fhir.stop()
-    nhn.stop()
-
-
 @pytest.fixture
-def settings(
-    settings: Settings, tmp_path: Path, platforms: tuple[FhirPlatform, NhnMessageService]
-) -> Settings:
+def settings(settings: Settings, tmp_path: Path, platforms: Platforms) -> Settings:
     fhir, nhn = platforms
-    directory = tmp_path / "directory.toml"
-    directory.write_text(
-        ke("1505", "fhir_rest", fhir.base_url) + ke("1508", "nhn_msh", nhn.base_url)
-    )
-    return settings.model_copy(
-        update={
-            "directory_file": directory,
-            "gateway_her_id": GATEWAY_HER,
-            "ack_check_interval_seconds": 0.1,
-        }
-    )
+    entries = ke("1505", "fhir_rest", fhir.base_url) + ke("1508", "nhn_msh", nhn.base_url)
+    return with_directory(settings, tmp_path, entries)
 
 
 async def status_copies(client: httpx.AsyncClient, message_id: str) -> list[dict[str, Any]]:

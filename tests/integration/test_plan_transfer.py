@@ -29,6 +29,11 @@ FHIR = {"content-type": "application/fhir+json"}
 
 def transfer_consent(transfer: PlanTransfer, consent_id: str) -> dict[str, Any]:
     """The person's consent to moving the plan, as the old kommune's platform posts it."""
+    return plan_consent(transfer, consent_id, "transfer")
+
+
+def plan_consent(transfer: PlanTransfer, consent_id: str, purpose: str) -> dict[str, Any]:
+    """The consent of the person the plan is for to ``purpose`` (a consent-purpose code)."""
     return {
         "resourceType": "Consent",
         "id": consent_id,
@@ -38,7 +43,7 @@ def transfer_consent(transfer: PlanTransfer, consent_id: str) -> dict[str, Any]:
         "patient": {"identifier": {"system": FNR, "value": transfer.plan.patient.person_id}},
         "dateTime": "2026-11-20",
         "policyRule": {"coding": [{"system": sy.ACT_CODE_SYSTEM, "code": "OPTIN"}]},
-        "provision": {"purpose": [{"system": sy.CONSENT_PURPOSE_SYSTEM, "code": "transfer"}]},
+        "provision": {"purpose": [{"system": sy.CONSENT_PURPOSE_SYSTEM, "code": purpose}]},
     }
 
 

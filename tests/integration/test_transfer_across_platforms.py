@@ -5,7 +5,6 @@ simulated platforms over HTTP; both sides' states come out right and the plan ar
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,48 +20,22 @@ from gateway.domain.plan import PlanTransfer
 from mappings.fhir.plan import bundle_to_transfer, transfer_to_bundle
 from mappings.plo.plan import msghead_to_transfer
 from mappings.plo.xmlsafe import parse_xml
+from tests.integration.platforms import Platforms, ke, with_directory
 from tests.integration.test_pipeline import post, wait_status
 from tests.integration.test_plan_transfer import transfer_consent
 
 pytestmark = pytest.mark.integration
 
-GATEWAY_HER = 99999999
 FHIR = {"content-type": "application/fhir+json"}
 
 
-@pytest.fixture(scope="module")
-def platforms() -> Iterator[tuple[FhirPlatform, NhnMessageService]]:
-    fhir, nhn = FhirPlatform(), NhnMessageService()
-    fhir.start()
-    nhn.start()
-    yield fhir, nhn
-    fhir.stop()
-    nhn.stop()
-
-
-def ke(nr: str, adapter: str, base_url: str) -> str:
-    return (
-        f'[[kommune]]\nnr = "{nr}"\nname = "Kommune {nr}"\n[kommune.ke]\n'
-        f'name = "Koordinerende enhet {nr}"\nher_id = {99_000_000 + int(nr)}\n'
-        f'adapter = "{adapter}"\n[kommune.ke.settings]\nbase_url = "{base_url}"\n'
-    )
-
-
 @pytest.fixture
-def settings(
-    settings: Settings, tmp_path: Path, platforms: tuple[FhirPlatform, NhnMessageService]
-) -> Settings:
+def settings(settings: Settings, tmp_path: Path, platforms: Platforms) -> Settings:
     fhir, nhn = platforms
-    directory = tmp_path / "directory.toml"
-    directory.write_text(
-        ke("1505", "fhir_rest", fhir.base_url) + ke("1508", "nhn_msh", nhn.base_url)
-    )
-    return settings.model_copy(
-        update={
-            "directory_file": directory,
-            "gateway_her_id": GATEWAY_HER,
-            "ack_check_interval_seconds": 0.1,
-        }
+    return with_directory(
+        settings,
+        tmp_path,
+        ke("1505", "fhir_rest", fhir.base_url) + ke("1508", "nhn_msh", nhn.base_url),
     )
 
 
