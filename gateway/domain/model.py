@@ -11,7 +11,7 @@ import re
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
 from gateway.domain.identifiers import PersonIdKind, parse_her_id, parse_kommune_nr, parse_orgnr
 
@@ -21,7 +21,16 @@ class Model(BaseModel):
 
 
 KommuneNr = Annotated[str, AfterValidator(parse_kommune_nr)]
-HerId = Annotated[int, AfterValidator(parse_her_id)]
+
+
+def _not_a_truth_value(value: object) -> object:
+    # pydantic would read true as 1: a HER-id written as a truth value is a mistake
+    if isinstance(value, bool):
+        raise ValueError("a HER-id is a number, not true or false")
+    return value
+
+
+HerId = Annotated[int, BeforeValidator(_not_a_truth_value), AfterValidator(parse_her_id)]
 
 
 def _text(value: str) -> str:
