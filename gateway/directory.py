@@ -97,6 +97,20 @@ class Directory:
         return {u.adapter for u in units}
 
 
+_KOMMUNE_KEYS = frozenset({"nr", "name", "region", "ke"})
+_KE_KEYS = frozenset({"name", "her_id", "adapter", "active", "settings"})
+_TRUST_KEYS = frozenset({"name", "orgnr", "her_id", "adapter", "active", "settings"})
+
+
+def _known_keys(path: Path, where: str, table: dict[str, Any], known: frozenset[str]) -> None:
+    """A misspelt key (``activ = false``) would silently leave a unit routed: refuse it."""
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise DirectoryError(
+            f"{path}: {where}: unknown key {', '.join(unknown)} (known: {', '.join(sorted(known))})"
+        )
+
+
 def load_directory(path: Path) -> Directory:
     try:
         with path.open("rb") as f:
@@ -110,7 +124,10 @@ def load_directory(path: Path) -> Directory:
     entries: dict[str, DirectoryEntry] = {}
     her_ids: dict[int, str] = {}
     for i, item in enumerate(items):
+        _known_keys(path, f"kommune entry #{i + 1}", item, _KOMMUNE_KEYS)
         ke = item.get("ke", {})
+        if isinstance(ke, dict):
+            _known_keys(path, f"kommune entry #{i + 1} [kommune.ke]", ke, _KE_KEYS)
         settings = ke.get("settings", {}) if isinstance(ke, dict) else None
         active = ke.get("active", True) if isinstance(ke, dict) else None
         if not isinstance(active, bool):
@@ -160,6 +177,7 @@ def _health_trusts(path: Path, items: Any, her_ids: dict[int, str]) -> dict[int,
     trusts: dict[int, HealthTrustEntry] = {}
     orgnrs: set[str] = set()
     for i, item in enumerate(items):
+        _known_keys(path, f"helseforetak entry #{i + 1}", item, _TRUST_KEYS)
         settings = item.get("settings", {})
         active = item.get("active", True)
         if not isinstance(settings, dict) or not isinstance(active, bool):

@@ -4,10 +4,10 @@ A health trust (helseforetak) takes part in many plans: a participant works ther
 plan's updates when the person consented to sharing with the health trust (``share-hf``, the
 consent stage decides that). Confidential information -- the person's needs, goals and
 resources, the measures others carry out, what the other participants contribute, the
-cooperation with other agencies -- goes only to participants the § 19 h sharing consent
-names; a trust none of whose participants it names gets the plan without those parts, and the
-message records what was left out. Pure: the pipeline (gateway/pipeline/advance.py) does the
-I/O.
+cooperation with other agencies, why the person cannot consent -- goes only to participants
+the § 19 h sharing consent names; a trust none of whose participants it names gets the plan
+without those parts, and the message records what was left out. Pure: the pipeline
+(gateway/pipeline/advance.py) does the I/O.
 """
 
 from __future__ import annotations
@@ -53,8 +53,9 @@ def view_for(
 
     With ``confidential`` the whole plan. Without: what the party needs to do its part -- who
     takes part and how to reach them, the coordinator, the party's own measures, the period and
-    evaluation dates, the status -- and none of the person's needs, goals, resources, the other
-    measures, the others' contributions or the cooperation with other agencies.
+    evaluation dates, the status, who consented -- and none of the person's needs, goals,
+    resources, the other measures, the others' contributions, the cooperation with other
+    agencies or why the person cannot consent.
     """
     if confidential:
         return plan, ()
@@ -74,6 +75,10 @@ def view_for(
             "contributions of other participants",
         ),
         (len(plan.cooperation), "cooperation with other agencies"),
+        (
+            sum(1 for c in (plan.consent, plan.sharing) if c and c.lacks_capacity_reason),
+            "reasons why the person cannot consent",
+        ),
     ]
     view = plan.model_copy(
         update={
@@ -83,6 +88,13 @@ def view_for(
             "measures": measures,
             "participants": people,
             "cooperation": (),
+            # why the person lacks capacity to consent is health information too
+            "consent": plan.consent.model_copy(update={"lacks_capacity_reason": None}),
+            "sharing": (
+                plan.sharing.model_copy(update={"lacks_capacity_reason": None})
+                if plan.sharing
+                else None
+            ),
         }
     )
     # the copy skipped validation: check the view is a plan in its own right

@@ -322,3 +322,17 @@ def test_active_that_is_not_a_boolean_is_refused(tmp_path: Path, active: str) ->
 )
 def test_trusts_that_are_not_tables_are_refused(tmp_path: Path, text: str) -> None:
     assert_refused(write(tmp_path, text + KOMMUNE), "[[helseforetak]]")
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "key"),
+    [
+        # a misspelt active: read silently, the trust would stay routed
+        (KOMMUNE + HMR.replace("adapter =", "activ = false\nadapter ="), "helseforetak", "activ"),
+        (KOMMUNE.replace("adapter =", "actve = false\nadapter =") + HMR, "kommune.ke", "actve"),
+        (KOMMUNE.replace('name = "Kristiansund"', 'nme = "Kristiansund"') + HMR, "#1", "nme"),
+    ],
+    ids=["trust", "kommune-ke", "kommune"],
+)
+def test_a_misspelt_key_is_refused(tmp_path: Path, text: str, where: str, key: str) -> None:
+    assert_refused(write(tmp_path, text), where, "unknown key", key)

@@ -60,9 +60,9 @@ UNCHANGED = (
     "period_start",
     "period_end",
     "evaluations",
-    "consent",
-    "sharing",
 )
+#: seen without why the person cannot consent (health information too)
+WITHOUT_REASON = ("consent", "sharing")
 #: the KE in the generated directories: its HER-id is no health trust's
 KE_HER_ID = 99_001_505
 
@@ -272,6 +272,14 @@ def check_view_without_confidential_parts(plan: Plan, own: frozenset[str]) -> No
 
     for name in UNCHANGED:
         assert getattr(view, name) == getattr(plan, name), name
+    for name in WITHOUT_REASON:
+        shown, original = getattr(view, name), getattr(plan, name)
+        assert (shown is None) == (original is None), name
+        if original is not None:
+            assert shown.lacks_capacity_reason is None, name
+            assert shown.model_dump(exclude={"lacks_capacity_reason"}) == original.model_dump(
+                exclude={"lacks_capacity_reason"}
+            ), name
 
     # what was left out: nothing exactly when the view is the plan, each part with its count
     assert (left_out == ()) == (view == plan)
@@ -285,6 +293,9 @@ def check_view_without_confidential_parts(plan: Plan, own: frozenset[str]) -> No
         "measures": len(plan.measures) - len(kept),
         "contributions": sum(1 for p in others if p.contribution is not None),
         "cooperation": len(plan.cooperation),
+        "reasons": sum(
+            1 for c in (plan.consent, plan.sharing) if c is not None and c.lacks_capacity_reason
+        ),
     }
     assert counts == {word: n for word, n in expected.items() if n}, left_out
 
@@ -292,6 +303,11 @@ def check_view_without_confidential_parts(plan: Plan, own: frozenset[str]) -> No
 def confidential_texts(plan: Plan, own: Collection[str]) -> list[tuple[str, str]]:
     """(what, text) of everything a party without the consent must not see."""
     texts = [("need", t) for t in plan.needs]
+    texts += [
+        ("why the person cannot consent", c.lacks_capacity_reason)
+        for c in (plan.consent, plan.sharing)
+        if c is not None and c.lacks_capacity_reason
+    ]
     texts += [("resource", t) for t in plan.resources]
     texts += [("goal", g.description) for g in plan.goals]
     texts += [
@@ -313,6 +329,11 @@ def kept_json(plan: Plan, own: Collection[str], view: Plan) -> str:
     """The JSON text of every part of ``plan`` a party may see (built from the plan, not the
     view), plus the view's skeleton (keys, numbers, nulls: no string value)."""
     parts = [plan.model_dump_json(include=set(UNCHANGED))]
+    parts += [
+        c.model_dump_json(exclude={"lacks_capacity_reason"})
+        for c in (plan.consent, plan.sharing)
+        if c is not None
+    ]
     parts += [m.model_dump_json(exclude={"goals"}) for m in plan.measures if owned_by(m, own)]
     parts += [
         p.model_dump_json(exclude=None if p.key in own else {"contribution"})
