@@ -265,6 +265,7 @@ def need_notices(
         need=fhir_text(200),
         urgent=st.booleans(),
         next_of_kin_involved=st.booleans(),
+        health_trust_takes_part=st.booleans(),
         existing_coordinator=st.booleans(),
         interpreter_language=st.none()
         | st.sampled_from(["ar", "so", "ti", "uk", "pl", "se", "nb-NO", "fa-AF"])

@@ -16,7 +16,7 @@ import orjson
 
 from gateway.demo.samples import HELSE_MORE_OG_ROMSDAL, make_notice, make_transfer
 from gateway.domain.identifiers import PersonIdKind
-from gateway.domain.model import Organisation
+from gateway.domain.model import NeedNotice, Organisation
 from mappings.fhir import systems as sy
 from mappings.fhir.notice import notice_to_bundle, patient_identifier
 from mappings.fhir.plan import transfer_to_bundle
@@ -35,12 +35,19 @@ CONSENT_LATER_SHARE = 0.6
 GATEWAY = Party(Organisation(name="ip-gateway", her_id=99999999))
 
 
-def notice_xml_body(rng: random.Random, kommune_nr: str, *, flaw: str | None = None) -> bytes:
-    """The same kind of notice as a hospital EPJ sends it on the health network: MsgHead v1.2
-    with Dialogmelding 1.1 and BehovForIP (``flaw`` as for :func:`notice_body`)."""
+def _notice(rng: random.Random, kommune_nr: str, flaw: str | None, takes_part: bool) -> NeedNotice:
     notice = make_notice(
         rng, "0301" if flaw == "unknown-kommune" else kommune_nr, with_consent=flaw != "no-consent"
     )
+    return notice.model_copy(update={"health_trust_takes_part": takes_part})
+
+
+def notice_xml_body(
+    rng: random.Random, kommune_nr: str, *, flaw: str | None = None, takes_part: bool = False
+) -> bytes:
+    """The same kind of notice as a hospital EPJ sends it on the health network: MsgHead v1.2
+    with Dialogmelding 1.1 and BehovForIP (``flaw`` as for :func:`notice_body`)."""
+    notice = _notice(rng, kommune_nr, flaw, takes_part)
     if flaw == "bad-person-id":
         value = notice.patient.person_id
         wrong = value[:-1] + str((int(value[-1]) + 1) % 10)
@@ -54,15 +61,16 @@ def _guid(rng: random.Random) -> str:
     return str(uuid.UUID(int=rng.getrandbits(128), version=4))
 
 
-def notice_body(rng: random.Random, kommune_nr: str, *, flaw: str | None = None) -> bytes:
+def notice_body(
+    rng: random.Random, kommune_nr: str, *, flaw: str | None = None, takes_part: bool = False
+) -> bytes:
     """A notice as the hospital would send it; ``flaw`` makes the kind of mistake real senders do.
 
     ``no-consent``: held for consent; ``bad-person-id``: a wrong control digit;
-    ``unknown-kommune``: a kommune without a KE in the directory.
+    ``unknown-kommune``: a kommune without a KE in the directory. ``takes_part``: the health
+    trust takes part (its own KE gets the notice too).
     """
-    notice = make_notice(
-        rng, "0301" if flaw == "unknown-kommune" else kommune_nr, with_consent=flaw != "no-consent"
-    )
+    notice = _notice(rng, kommune_nr, flaw, takes_part)
     bundle = notice_to_bundle(notice)
     if flaw == "bad-person-id":
         for entry in bundle["entry"]:
@@ -81,8 +89,10 @@ async def hospital(
     *,
     seed: int = 1,
     flaws: bool = True,
+    takes_part_share: float = 0.0,
 ) -> None:
-    """Post notices at ``rate`` per second until cancelled."""
+    """Post notices at ``rate`` per second until cancelled; ``takes_part_share`` of them say
+    the health trust takes part."""
     rng = random.Random(seed)  # noqa: S311 - test data, not secrets
     pending: set[asyncio.Task[None]] = set()
     async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
@@ -101,12 +111,14 @@ async def hospital(
                 )
             kommune_nr = rng.choice(kommuner)
             as_xml = rng.random() < XML_SHARE
+            # drawn only when asked for: the same seed gives the same notices as before
+            takes_part = takes_part_share > 0 and rng.random() < takes_part_share
             try:
                 if as_xml:
-                    body = notice_xml_body(rng, kommune_nr, flaw=flaw)
+                    body = notice_xml_body(rng, kommune_nr, flaw=flaw, takes_part=takes_part)
                     r = await client.post("/plo", content=body, headers=XML)
                 else:
-                    body = notice_body(rng, kommune_nr, flaw=flaw)
+                    body = notice_body(rng, kommune_nr, flaw=flaw, takes_part=takes_part)
                     r = await client.post("/fhir/$process-message", content=body, headers=FHIR_JSON)
                 outcome = "accepted" if r.status_code == 202 else f"refused {r.status_code}"
                 sent[f"{'XML' if as_xml else 'FHIR'} {outcome}"] += 1

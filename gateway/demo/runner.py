@@ -128,7 +128,9 @@ async def _run(
     names = {nr: (u.kommune_name if (u := rt.directory.unit_for(nr)) else "?") for nr in kommuner}
     sent: Counter[str] = Counter()
     acked: Counter[str] = Counter()
-    workers = [asyncio.create_task(peers.hospital(base, kommuner, rate, sent))]
+    workers = [
+        asyncio.create_task(peers.hospital(base, kommuner, rate, sent, takes_part_share=0.2))
+    ]
     moves = [(a, b) for a, b in PLAN_MOVES if a in names and b in names]
     if moves:
         workers.append(asyncio.create_task(peers.plan_platform(base, moves, sent)))

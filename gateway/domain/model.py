@@ -188,6 +188,9 @@ class NeedNotice(Model):
     #: kommune: a family has one, never two. Set by the sender, or by the gateway when it
     #: delivered such a notice for the person to the same kommune before.
     existing_coordinator: bool = False
+    #: the health trust takes part in the plan work: its own koordinerende enhet
+    #: (spesialisthelsetjenesteloven § 2-5 a) gets the notice too
+    health_trust_takes_part: bool = False
     #: language the person needs an interpreter for (BCP 47), None when not needed
     interpreter_language: Code | None = None
     consent: ConsentAttestation | None = None

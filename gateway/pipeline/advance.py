@@ -143,9 +143,15 @@ def advance(
         _hand_to_parties(conn, rt, message, notice, unit, actor)
         return
     _queue(conn, rt, message, notice, unit, actor)
-    if isinstance(notice, PlanTransfer):
-        for child, content in _party_copies(conn, rt, message, notice, actor):
-            advance(conn, rt, child, content, actor=actor)
+    copies = (
+        _party_copies(conn, rt, message, notice, actor)
+        if isinstance(notice, PlanTransfer)
+        else _health_trust_copy(conn, rt, message, notice, actor)
+        if isinstance(notice, NeedNotice) and notice.health_trust_takes_part
+        else []
+    )
+    for child, content in copies:
+        advance(conn, rt, child, content, actor=actor)
 
 
 def is_update(content: Content, unit: CoordinatingUnit) -> bool:
@@ -321,6 +327,45 @@ def _party_copies(
     return copies
 
 
+def _health_trust_copy(
+    conn: Connection, rt: Runtime, message: repo.MessageRow, notice: NeedNotice, actor: str
+) -> list[tuple[repo.MessageRow, NeedNotice]]:
+    """The notice for the sending health trust's own KE, when the notice says the trust takes
+    part; made once. A trust the directory does not list is noted on the timeline: the
+    kommune still gets its notice."""
+    if repo.children_of(conn, message.id):
+        return []
+    trust = rt.directory.health_trust_of(notice.sender.organisation)
+    if trust is None:
+        repo.add_event(
+            conn,
+            message.id,
+            Stage.ROUTE,
+            None,
+            "the health trust takes part, but the sender's trust is not in the directory: its "
+            "koordinerende enhet is not told by the gateway",
+            actor,
+        )
+        return []
+    child = repo.insert_child(
+        conn,
+        message,
+        canonical=notice.model_dump_json(),
+        recipient_her_id=trust.her_id,
+        detail=f"the notice for {trust.name}'s koordinerende enhet (from message {message.id})",
+        actor=actor,
+    )
+    repo.add_event(
+        conn,
+        message.id,
+        Stage.ROUTE,
+        None,
+        f"also to {trust.name} (HER-id {trust.her_id}), which takes part, as message {child.id}",
+        actor,
+    )
+    return [(child, notice)]
+
+
 def _advance_status(
     conn: Connection, rt: Runtime, message: repo.MessageRow, status: Content, actor: str
 ) -> None:
@@ -352,9 +397,11 @@ def _no_unit(
 def _advance_party_copy(
     conn: Connection, rt: Runtime, message: repo.MessageRow, content: Content, actor: str
 ) -> None:
-    """A party's copy of a plan: the person's consent to share with the health trust, then
-    the trust's entry in the directory."""
-    decision = consent_decision(conn, rt, content, None, ConsentPurpose.SHARE_WITH_HF)
+    """A party's copy: consent -- for a plan the person's consent to share it with the health
+    trust; for a notice to the sending trust's own KE the notice's own -- then the trust's
+    entry in the directory."""
+    purpose = ConsentPurpose.SHARE_WITH_HF if isinstance(content, PlanTransfer) else None
+    decision = consent_decision(conn, rt, content, None, purpose)
     if not _consent_allows(conn, rt, message, content, decision, actor):
         return
     entry = rt.directory.recipient_entry(None, message.recipient_her_id)

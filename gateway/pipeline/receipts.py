@@ -1,9 +1,11 @@
 """Issuing receipts (AppRec) to the sender, and rejecting with one.
 
 A message the gateway made from another (a child, ``parent_id`` set) does not answer the
-sender itself: its receipt is kept. For a party's copy of a plan, the plan message it came
-from answers once every party has -- OK when all acknowledged, else rejected with each
-refusing party's reasons. A status message about a plan answers no one.
+sender itself: its receipt is kept, and the message it came from hears of it. A plan update
+(no recipient of its own) answers once every party's copy has -- OK when all acknowledged,
+else rejected with each refusing party's reasons; a message with its own recipient (a
+transfer, a notice whose health trust takes part) is answered by that recipient. A status
+message about a plan answers no one.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ def issue(
             repo.add_event(
                 conn, message.id, Stage.RECEIPT, None, f"answer {status.text} kept", GATEWAY_ACTOR
             )
-        if message.kind == MessageKind.PLAN_TRANSFER:
+        if message.kind != MessageKind.PLAN_STATUS:
             # also when the answer is the one kept: a DEAD copy discarded keeps its receipt
             # but has now answered for good
             _party_answered(conn, rt, message.parent_id)

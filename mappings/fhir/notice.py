@@ -115,6 +115,11 @@ def notice_to_bundle(notice: NeedNotice, *, destination: str | None = None) -> J
                 if notice.existing_coordinator
                 else []
             ),
+            *(
+                [{"url": sy.HEALTH_TRUST_TAKES_PART_EXTENSION, "valueBoolean": True}]
+                if notice.health_trust_takes_part
+                else []
+            ),
         ],
         "status": "draft",
         "intent": "proposal",
@@ -207,6 +212,7 @@ def bundle_to_notice(bundle: Json, *, allow_synthetic_ids: bool) -> NeedNotice:
             urgent=bool(ext.get(sy.URGENT_EXTENSION, False)),
             next_of_kin_involved=bool(ext.get(sy.NEXT_OF_KIN_INVOLVED_EXTENSION, False)),
             existing_coordinator=bool(ext.get(sy.EXISTING_COORDINATOR_EXTENSION, False)),
+            health_trust_takes_part=bool(ext.get(sy.HEALTH_TRUST_TAKES_PART_EXTENSION, False)),
             interpreter_language=interpreter,
             consent=consent,
         )

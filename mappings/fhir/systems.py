@@ -38,6 +38,8 @@ CONSENT_PURPOSE_SYSTEM = f"{OWN}/CodeSystem/consent-purpose"
 URGENT_EXTENSION = f"{OWN}/StructureDefinition/urgent"
 NEXT_OF_KIN_INVOLVED_EXTENSION = f"{OWN}/StructureDefinition/next-of-kin-involved"
 EXISTING_COORDINATOR_EXTENSION = f"{OWN}/StructureDefinition/existing-coordinator"
+#: on a notice's CarePlan: the health trust takes part, its own KE is told too (valueBoolean)
+HEALTH_TRUST_TAKES_PART_EXTENSION = f"{OWN}/StructureDefinition/health-trust-takes-part"
 #: on a Consent given by next of kin: why the person lacks capacity to consent
 LACKS_CAPACITY_EXTENSION = f"{OWN}/StructureDefinition/lacks-capacity-reason"
 #: on a Consent: a kommune it names (valueCoding, kommunenummer), e.g. the one moved to

@@ -61,6 +61,8 @@ def readable_text(notice: NeedNotice) -> etree._Element:
     line("Pårørende deltar", "ja" if notice.next_of_kin_involved else "nei")
     if notice.existing_coordinator:
         line("Har allerede koordinator fra kommunen", "ja (en familie har én koordinator)")
+    if notice.health_trust_takes_part:
+        line("Helseforetaket deltar", "ja (helseforetakets koordinerende enhet får også meldingen)")
     if notice.interpreter_language:
         line("Trenger tolk, språk", notice.interpreter_language)
     if notice.consent:

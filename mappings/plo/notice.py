@@ -56,6 +56,7 @@ def notice_to_msghead(
             urgent=notice.urgent,
             next_of_kin_involved=notice.next_of_kin_involved,
             existing_coordinator=notice.existing_coordinator,
+            health_trust_takes_part=notice.health_trust_takes_part,
             interpreter_language=notice.interpreter_language,
             contact_=parts.contact,
             department=parts.department,
