@@ -12,24 +12,27 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from lxml import etree
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
+from gateway.domain.consent import ConsentRecord
 from gateway.domain.content import Incoming, person_of
-from gateway.domain.model import MessageKind
+from gateway.domain.model import MessageKind, Patient
 from gateway.domain.receipt import Receipt, ReceiptError, Refused
 from gateway.domain.status import MessageStatus, Stage
-from gateway.pipeline import receipts
+from gateway.pipeline import consents, receipts
 from gateway.runtime import Runtime
 from gateway.store import repository as repo
 from gateway.transport import Command, command_record
 from mappings.fhir.notice import EVENT_NEED_NOTICE, patient_identifier
 from mappings.fhir.plan import EVENT_PLAN_TRANSFER
 from mappings.plo import namespaces as ns
+from mappings.plo.consent import MSG_TYPE as CONSENT_MSG_TYPE
+from mappings.plo.consent import msghead_to_consent
 from mappings.plo.msghead import Envelope, code_value
 from mappings.plo.notice import MSG_TYPE as NOTICE_MSG_TYPE
 from mappings.plo.notice import msghead_to_notice
@@ -46,6 +49,7 @@ _MSG_TYPE_CODE = re.compile(r"^[A-Z0-9_]{1,40}$")
 MSG_TYPE_KINDS: dict[str, MessageKind] = {
     NOTICE_MSG_TYPE[0]: MessageKind.NEED_NOTICE,
     PLAN_MSG_TYPE[0]: MessageKind.PLAN_TRANSFER,
+    CONSENT_MSG_TYPE[0]: MessageKind.CONSENT,
 }
 HANDLED_MSG_TYPES = tuple(MSG_TYPE_KINDS)
 #: the FHIR MessageHeader.eventCoding codes taken, and the kind of message each is
@@ -63,6 +67,17 @@ class Accepted:
     status: MessageStatus
     #: the sender sent this message (same source endpoint and MessageHeader.id) before
     duplicate: bool = False
+
+
+@dataclass(frozen=True)
+class ConsentFiled:
+    """A consent statement (MsgHead ``IP_SAMTYKKE``) filed in the registry: no message for
+    the pipeline, the person's waiting messages looked at again."""
+
+    consent_id: str
+    #: the person's waiting messages it moved on (released, or stopped)
+    moved: int
+    envelope: Envelope
 
 
 class IngestRefused(Exception):
@@ -161,16 +176,26 @@ async def accept_fhir(rt: Runtime, body: bytes, content_type: str, actor: str) -
     )
 
 
-async def accept_plo(rt: Runtime, body: bytes, content_type: str, actor: str) -> Accepted:
+async def accept_plo(
+    rt: Runtime, body: bytes, content_type: str, actor: str
+) -> Accepted | ConsentFiled:
     """A MsgHead: parsed hardened, checked against the official XSDs and read whole here.
 
     XML is cheap to check completely (parse + XSD + mapping ≈ 10k/s), so a sender learns at
     once, with the precise 8221 code, what is wrong; the pipeline only routes what is kept.
+    A consent statement is filed at once, as ``POST /fhir/Consent`` files one.
     """
     try:
-        content, envelope = _read_plo(rt, body)
+        read = _read_plo(rt, body)
     except Refused as r:
         raise IngestRefused(await store_refused(rt, body, content_type, actor, r.errors)) from None
+    if isinstance(read, _ConsentStatement):
+        patient, record, statement_envelope = read
+        pseudonym = rt.pseudonymize(patient.person_id)
+        moved = await rt.db.write(consents.file_consent, rt, pseudonym, record, f"xml {actor}")
+        rt.committed()
+        return ConsentFiled(record.id, moved, statement_envelope)
+    content, envelope = read
     return await _keep(
         rt,
         body,
@@ -183,7 +208,15 @@ async def accept_plo(rt: Runtime, body: bytes, content_type: str, actor: str) ->
     )
 
 
-def _read_plo(rt: Runtime, body: bytes) -> tuple[Incoming, Envelope]:
+class _ConsentStatement(NamedTuple):
+    """What an ``IP_SAMTYKKE`` holds."""
+
+    patient: Patient
+    record: ConsentRecord
+    envelope: Envelope
+
+
+def _read_plo(rt: Runtime, body: bytes) -> tuple[Incoming, Envelope] | _ConsentStatement:
     if rt.schemas is None:
         raise Refused.one("X99", "XML ingest is not available: the KITH schemas are not installed")
     root = parse_xml(body, max_bytes=rt.settings.max_body_bytes)
@@ -200,7 +233,14 @@ def _read_plo(rt: Runtime, body: bytes) -> tuple[Incoming, Envelope]:
     errors = rt.schemas.errors(root)
     if errors:
         raise Refused(*errors)
-    return read_msghead(root, MSG_TYPE_KINDS[msg_type], rt.settings.accept_synthetic_ids)
+    kind = MSG_TYPE_KINDS[msg_type]
+    if kind is MessageKind.CONSENT:
+        return _ConsentStatement(
+            *msghead_to_consent(
+                root, allow_synthetic_ids=rt.settings.accept_synthetic_ids, now=rt.clock()
+            )
+        )
+    return read_msghead(root, kind, rt.settings.accept_synthetic_ids)
 
 
 def read_msghead(
