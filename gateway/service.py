@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
@@ -106,6 +108,7 @@ class Gateway:
         return rt
 
     async def stop(self) -> None:
+        """Stop the tasks, then the broker clients, then the store."""
         for t in self.tasks:
             t.cancel()
         for t in self.tasks:
@@ -114,12 +117,11 @@ class Gateway:
         self.tasks = []
         if self.deliverer:
             await self.deliverer.aclose()
-        for c in self.consumers:
-            with contextlib.suppress(Exception):
-                await c.stop()
+        # leaving the consumer groups and flushing the producer talk to the broker: bounded,
+        # so a broker that does not answer cannot hold the stop (the store keeps the state)
+        await asyncio.gather(*(_bounded(c.stop(), f"consumer {c.name}") for c in self.consumers))
         if self.producer:
-            with contextlib.suppress(Exception):
-                await self.producer.stop()
+            await _bounded(self.producer.stop(), "producer")
         if self.broker:
             self.broker.stop()
         if self.runtime:
@@ -128,3 +130,12 @@ class Gateway:
             self.runtime.broker_check = None
             await self.runtime.db.close()
         log.info("gateway stopped")
+
+
+async def _bounded(step: Coroutine[Any, Any, Any], what: str, seconds: float = 5.0) -> None:
+    try:
+        await asyncio.wait_for(step, seconds)
+    except TimeoutError:
+        log.warning("stop: %s did not stop within %ss; going on", what, seconds)
+    except Exception as e:
+        log.warning("stop: %s failed to stop (%s)", what, type(e).__name__)
