@@ -38,6 +38,8 @@ class Runtime:
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
     #: answers whether the broker takes requests now (readiness)
     broker_check: Callable[[], Awaitable[bool]] | None = None
+    #: records not yet committed per consumer (stage or retry tier), from the broker
+    consumer_lags: Callable[[], Awaitable[dict[str, int]]] | None = None
 
     def committed(self) -> None:
         """Call after a commit that added outbox rows: publish them now, not at the next poll."""

@@ -81,6 +81,21 @@ class Gateway:
             return True
 
         rt.broker_check = broker_check
+        consumers = self.consumers
+
+        async def consumer_lags() -> dict[str, int]:
+            lags = {}
+            for c in consumers:
+                assigned = list(c.consumer.assignment())
+                ends = await c.consumer.end_offsets(assigned) if assigned else {}
+                lag = 0
+                for tp in assigned:
+                    committed = await c.consumer.committed(tp)
+                    lag += max(ends.get(tp, 0) - (committed or 0), 0)
+                lags[c.name] = lag
+            return lags
+
+        rt.consumer_lags = consumer_lags
 
         self.tasks = [
             asyncio.create_task(rt.relay.run(), name="outbox-relay"),
@@ -128,6 +143,7 @@ class Gateway:
             with contextlib.suppress(Exception):
                 await self.runtime.adapters.aclose()
             self.runtime.broker_check = None
+            self.runtime.consumer_lags = None
             await self.runtime.db.close()
         log.info("gateway stopped")
 

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from gateway import __version__
-from gateway.api import consent, fhir, ke, ops, plo, problems, receipts
+from gateway.api import consent, fhir, ke, metrics, ops, plo, problems, receipts
 from gateway.config import Settings
 from gateway.service import Gateway
 
@@ -40,6 +40,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.runtime = None
     problems.install(app)
-    for module in (fhir, consent, plo, ke, receipts, ops):
+    for module in (fhir, consent, plo, ke, receipts, ops, metrics):
         app.include_router(module.router)
     return app

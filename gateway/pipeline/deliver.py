@@ -26,6 +26,7 @@ from purgatory.domain.model import OpenedState
 from sqlalchemy import Connection
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
+from gateway import metrics
 from gateway.delivery import Delivered, Delivery, DeliveryAdapter, DeliveryFailed
 from gateway.delivery_policy import Cause, Policy, tier_name
 from gateway.directory import RecipientEntry
@@ -157,7 +158,16 @@ class Deliverer:
                 result = f
             except Exception as e:
                 result = DeliveryFailed(Cause.ADAPTER_ERROR, f"{name} raised {type(e).__name__}")
-            duration = int((time.monotonic() - started) * 1000)
+            seconds = time.monotonic() - started
+            duration = int(seconds * 1000)
+        failed = isinstance(result, DeliveryFailed)
+        metrics.delivery_tried(
+            name,
+            delivered=not failed,
+            cause=result.cause if isinstance(result, DeliveryFailed) else None,
+            kommune=message.recipient_kommune,
+            seconds=seconds,
+        )
         if isinstance(result, DeliveryFailed):
             log.warning("deliver: message %s to %s failed: %s", message.id, name, result.cause)
         return Outcome(command, message, notice, name, result, duration)

@@ -17,6 +17,7 @@ import orjson
 from sqlalchemy import Connection, and_, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from gateway import metrics
 from gateway.domain.consent import ConsentRecord
 from gateway.domain.receipt import Receipt
 from gateway.domain.status import IN_FLIGHT, MessageStatus, Stage, check_transition
@@ -247,7 +248,16 @@ def set_status(
         raise StaleStatus(message.id)
     add_event(conn, message.id, stage, new, detail, actor, at=at)
     changed = {"status": new, "updated_at": at, **fields}
-    return MessageRow(**{**message.__dict__, **changed})
+    after = MessageRow(**{**message.__dict__, **changed})
+    metrics.status_changed(
+        stage,
+        new,
+        message.kind,
+        received_at=message.received_at,
+        at=at,
+        kommune=after.recipient_kommune,
+    )
+    return after
 
 
 def update_in_status(
@@ -314,9 +324,36 @@ def in_flight(conn: Connection, limit: int, after_id: str = "") -> list[MessageR
     return [MessageRow.from_row(r) for r in rows]
 
 
+def status_kind_counts(conn: Connection) -> dict[tuple[str, str], int]:
+    rows = conn.execute(
+        select(messages.c.status, messages.c.kind, func.count()).group_by(
+            messages.c.status, messages.c.kind
+        )
+    )
+    return {(status, kind): n for status, kind, n in rows}
+
+
+def oldest_unacknowledged(conn: Connection) -> dict[tuple[str | None, int | None], dt.datetime]:
+    """When each recipient's oldest DELIVERED (not yet acknowledged) message got there."""
+    rows = conn.execute(
+        select(
+            messages.c.recipient_kommune,
+            messages.c.recipient_her_id,
+            func.min(messages.c.updated_at),
+        )
+        .where(messages.c.status == MessageStatus.DELIVERED.value)
+        .group_by(messages.c.recipient_kommune, messages.c.recipient_her_id)
+    )
+    return {(k, h): at for k, h, at in rows if at is not None}
+
+
+def oldest_outbox(conn: Connection) -> dt.datetime | None:
+    return conn.execute(select(func.min(outbox.c.created_at))).scalar()
+
+
 def status_counts(conn: Connection) -> dict[str, int]:
     rows = conn.execute(select(messages.c.status, func.count()).group_by(messages.c.status))
-    return {status: count for status, count in rows.tuples()}
+    return {status: count for status, count in rows}
 
 
 # --------------------------------------------------------------------------- delivery attempts
@@ -495,7 +532,7 @@ def inbox_depths(conn: Connection) -> dict[str, int]:
         .where(inbox.c.acked_at.is_(None))
         .group_by(inbox.c.kommune_nr)
     )
-    return {k: n for k, n in rows.tuples()}
+    return {k: n for k, n in rows}
 
 
 # --------------------------------------------------------------------------- receipts

@@ -1,0 +1,58 @@
+"""``GET /metrics``: Prometheus exposition (gateway/metrics.py says what is counted)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST
+from sqlalchemy import Connection
+
+from gateway import metrics
+from gateway.api.deps import runtime
+from gateway.store import repository as repo
+
+router = APIRouter(tags=["operations"])
+
+#: a scrape waits this long for the broker's offsets, then reports it down
+BROKER_WAIT_SECONDS = 3.0
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def scrape(request: Request) -> Response:
+    rt = runtime(request)
+    snapshot = await rt.db.read(_from_store)
+    lags: dict[str, int] = {}
+    up = True
+    if rt.consumer_lags is not None:
+        try:
+            lags = await asyncio.wait_for(rt.consumer_lags(), BROKER_WAIT_SECONDS)
+        except Exception:
+            up = False
+    body = metrics.render(
+        metrics.Snapshot(
+            messages=snapshot.messages,
+            inbox_depth=snapshot.inbox_depth,
+            oldest_unacknowledged=snapshot.oldest_unacknowledged,
+            outbox_depth=snapshot.outbox_depth,
+            outbox_age=snapshot.outbox_age,
+            consumer_lag=lags,
+            broker_up=up,
+        )
+    )
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+def _from_store(conn: Connection) -> metrics.Snapshot:
+    now = repo.now()
+    oldest = repo.oldest_outbox(conn)
+    return metrics.Snapshot(
+        messages=repo.status_kind_counts(conn),
+        inbox_depth=repo.inbox_depths(conn),
+        oldest_unacknowledged={
+            (kommune or f"her:{her_id}"): (now - at).total_seconds()
+            for (kommune, her_id), at in repo.oldest_unacknowledged(conn).items()
+        },
+        outbox_depth=repo.outbox_depth(conn),
+        outbox_age=(now - oldest).total_seconds() if oldest else 0.0,
+    )
