@@ -36,7 +36,7 @@ def serve(
 
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = Settings(**overrides)  # type: ignore[arg-type]
-    configure(settings.log_level)
+    configure(settings.log_level, json=settings.log_format == "json")
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
 
 
@@ -61,7 +61,7 @@ def demo(
     settings = Settings(
         port=port, data_dir=data_dir, accept_synthetic_ids=True, topic_prefix="ipgw-demo"
     )
-    configure("WARNING")
+    configure("WARNING", json=False)
     runner.prepare(settings, fresh)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(runner.run(settings, [k.strip() for k in kommuner.split(",")], rate))

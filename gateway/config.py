@@ -88,6 +88,8 @@ class Settings(BaseSettings):
     circuit_failures: int = Field(default=5, ge=1)
     circuit_open_seconds: float = Field(default=30.0, gt=0)
     log_level: str = "INFO"
+    #: ``json``: one JSON object per line with message and correlation ids; ``text`` to read
+    log_format: Literal["json", "text"] = "json"
 
     @cached_property
     def resolved_database_url(self) -> str:

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from gateway import __version__
 from gateway.api import consent, fhir, ke, metrics, ops, plo, problems, receipts
+from gateway.api.correlation import CorrelationId
 from gateway.config import Settings
 from gateway.service import Gateway
 
@@ -39,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.runtime = None
+    app.add_middleware(CorrelationId)
     problems.install(app)
     for module in (fhir, consent, plo, ke, receipts, ops, metrics):
         app.include_router(module.router)

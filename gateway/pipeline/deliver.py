@@ -33,6 +33,7 @@ from gateway.directory import RecipientEntry
 from gateway.domain.content import Content, load_content
 from gateway.domain.receipt import ReceiptError
 from gateway.domain.status import MessageStatus, Stage
+from gateway.logs import about_message
 from gateway.pipeline import acknowledge, receipts
 from gateway.runtime import Runtime
 from gateway.store import repository as repo
@@ -114,6 +115,10 @@ class Deliverer:
             await asyncio.wait(set(self._tasks), timeout=5)
 
     async def _run(self, command: Command, message: repo.MessageRow) -> None:
+        with about_message(message.id):
+            await self._deliver(command, message)
+
+    async def _deliver(self, command: Command, message: repo.MessageRow) -> None:
         try:
             outcome = await self._try(command, message)
             if outcome is not None:

@@ -23,6 +23,7 @@ from gateway.domain.model import MessageKind, NeedNotice
 from gateway.domain.plan import PlanTransfer
 from gateway.domain.receipt import Refused
 from gateway.domain.status import MessageStatus, Stage
+from gateway.logs import about_message
 from gateway.pipeline import consents, receipts
 from gateway.pipeline.advance import advance
 from gateway.pipeline.ingest import read_msghead
@@ -116,7 +117,7 @@ def _load(conn: Connection, ids: list[str]) -> tuple[dict[str, repo.MessageRow],
 def _record_all(conn: Connection, rt: Runtime, work: list[Work]) -> None:
     for command, message, outcome in work:
         try:
-            with conn.begin_nested():
+            with about_message(message.id), conn.begin_nested():
                 _record(conn, rt, command, message, outcome)
         except repo.StaleStatus:
             pass  # another worker moved it on; its effect stands

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 from collections.abc import Callable
 from importlib.resources import files
 from pathlib import Path
@@ -141,7 +142,9 @@ class Database:
                 return fn(conn, *args, **kwargs)
 
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(pool, transaction)
+        # in the caller's context: log lines from the transaction keep its message and
+        # correlation ids (gateway/logs.py)
+        return await loop.run_in_executor(pool, contextvars.copy_context().run, transaction)
 
     async def migrate(self) -> None:
         """Bring the schema to the newest migration (idempotent; safe at every start)."""

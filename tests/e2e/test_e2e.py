@@ -72,6 +72,10 @@ def test_200_notices_for_3_kommuner(gateway_process: GatewayProcess) -> None:
 def assert_no_person_data_in_log(log: Path, items: list[traffic.Outgoing]) -> None:
     text = log.read_text()
     assert "gateway started" in text  # the log is the one we think it is
+    # structured: every line one JSON object with the message and correlation ids
+    lines = [orjson.loads(line) for line in text.splitlines() if line.strip()]
+    assert all({"time", "level", "logger", "message_id", "correlation_id"} <= set(x) for x in lines)
+    assert any(x["logger"] == "uvicorn.access" and x["correlation_id"] for x in lines)
     for item in items:
         bundle = orjson.loads(item.body)
         patient = next(

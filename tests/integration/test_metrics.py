@@ -84,3 +84,14 @@ async def test_metrics_follow_a_notice_from_receipt_to_acknowledgement(
         - value(before, "ipgw_time_to_outcome_seconds_count", **acked)
         == 1
     )
+
+
+async def test_each_response_names_its_correlation_id(client: httpx.AsyncClient) -> None:
+    given = await client.get("/healthz", headers={"X-Correlation-Id": "ops-42.a"})
+    assert given.headers["x-correlation-id"] == "ops-42.a"
+    # anything but a plain token is not echoed: a new id instead
+    odd = await client.get("/healthz", headers={"X-Correlation-Id": "<b>Kari Nordmann</b>"})
+    assert odd.headers["x-correlation-id"] != "<b>Kari Nordmann</b>"
+    assert len(odd.headers["x-correlation-id"]) == 36
+    fresh = await client.get("/healthz")
+    assert fresh.headers["x-correlation-id"] != odd.headers["x-correlation-id"]
