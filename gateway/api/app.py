@@ -6,11 +6,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from gateway import __version__
-from gateway.api import consent, fhir, ke, metrics, ops, plo, problems, receipts
+from gateway.api import consent, console, fhir, ke, metrics, ops, plo, problems, receipts
 from gateway.api.correlation import CorrelationId
 from gateway.config import Settings
+from gateway.console import STATIC
 from gateway.service import Gateway
 
 DESCRIPTION = """
@@ -42,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.runtime = None
     app.add_middleware(CorrelationId)
     problems.install(app)
-    for module in (fhir, consent, plo, ke, receipts, ops, metrics):
+    for module in (fhir, consent, plo, ke, receipts, ops, metrics, console):
         app.include_router(module.router)
+    app.mount("/console", StaticFiles(directory=STATIC, html=True), name="console")
     return app

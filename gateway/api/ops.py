@@ -364,6 +364,13 @@ async def ops_messages(
     until: Annotated[
         AwareDatetime | None, Query(description="updated before (ISO, with offset)")
     ] = None,
+    sender: Annotated[
+        int | None, Query(ge=1, lt=10**9, description="the sending organisation's HER-id")
+    ] = None,
+    sender_ref: Annotated[
+        str | None,
+        Query(max_length=64, description="the sender's own id (MessageHeader.id / MsgId)"),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_BATCH)] = 50,
     cursor: Annotated[str | None, Query(max_length=256)] = None,
 ) -> MessagePage:
@@ -377,6 +384,8 @@ async def ops_messages(
         adapter=adapter,
         since=since,
         until=until,
+        sender_her_id=sender,
+        sender_ref=sender_ref,
     )
     after = decode_cursor(cursor) if cursor else None
     rows = await rt.db.read(repo.list_messages, flt, limit + 1, after)

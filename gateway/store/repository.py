@@ -22,6 +22,7 @@ from gateway.domain.consent import ConsentRecord
 from gateway.domain.receipt import Receipt
 from gateway.domain.status import IN_FLIGHT, MessageStatus, Stage, check_transition
 from gateway.store.tables import (
+    audit_log,
     consents,
     delivery_attempts,
     handled,
@@ -656,6 +657,10 @@ class MessageFilter:
     #: on updated_at: from ``since`` (inclusive) to ``until`` (exclusive)
     since: dt.datetime | None = None
     until: dt.datetime | None = None
+    #: the sending organisation's HER-id, and the sender's own id for the message (its
+    #: MessageHeader.id / MsgId: what the sender's conversation knows it by)
+    sender_her_id: int | None = None
+    sender_ref: str | None = None
 
 
 @dataclass(frozen=True)
@@ -707,6 +712,10 @@ def list_messages(
         where.append(messages.c.kind == flt.kind)
     if flt.adapter is not None:
         where.append(messages.c.recipient_adapter == flt.adapter)
+    if flt.sender_her_id is not None:
+        where.append(messages.c.sender_her_id == flt.sender_her_id)
+    if flt.sender_ref is not None:
+        where.append(messages.c.sender_message_id == flt.sender_ref)
     if flt.since is not None:
         where.append(messages.c.updated_at >= flt.since)
     if flt.until is not None:
@@ -741,3 +750,39 @@ def list_messages(
             select(*merged.c).order_by(merged.c.updated_at.desc(), merged.c.id.desc()).limit(limit)
         )
     return [MessageSummary(**{**r._mapping, "status": MessageStatus(r.status)}) for r in rows]
+
+
+# --------------------------------------------------------------------------- console
+
+
+def audit(
+    conn: Connection, actor: str, action: str, target: str | None, reason: str | None
+) -> None:
+    conn.execute(
+        insert(audit_log).values(at=now(), actor=actor, action=action, target=target, reason=reason)
+    )
+
+
+def audit_entries(conn: Connection, limit: int) -> list[dict[str, Any]]:
+    rows = conn.execute(select(audit_log).order_by(audit_log.c.id.desc()).limit(limit))
+    return [dict(r._mapping) for r in rows]
+
+
+def status_changes_since(conn: Connection, since: dt.datetime) -> dict[str, int]:
+    """Messages moved to each status since ``since`` (from the timeline's events)."""
+    rows = conn.execute(
+        select(message_events.c.status, func.count())
+        .where(message_events.c.at >= since, message_events.c.status.is_not(None))
+        .group_by(message_events.c.status)
+    )
+    return {status: n for status, n in rows}
+
+
+def attempts_since(conn: Connection, since: dt.datetime) -> dict[tuple[str, str], int]:
+    """Delivery tries since ``since`` per (adapter, outcome)."""
+    rows = conn.execute(
+        select(delivery_attempts.c.adapter, delivery_attempts.c.outcome, func.count())
+        .where(delivery_attempts.c.at >= since)
+        .group_by(delivery_attempts.c.adapter, delivery_attempts.c.outcome)
+    )
+    return {(adapter, outcome): n for adapter, outcome, n in rows}

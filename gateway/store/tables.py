@@ -89,6 +89,7 @@ messages = Table(
     Index("ix_messages_patient", "patient_pseudonym"),
     Index("ix_messages_kind_sender", "kind", "sender_her_id"),
     Index("ix_messages_parent", "parent_id"),
+    Index("ix_messages_sender_ref", "sender_message_id"),
 )
 
 message_events = Table(
@@ -102,6 +103,7 @@ message_events = Table(
     Column("detail", Text),
     Column("actor", String(128), nullable=False),
     Index("ix_message_events_message", "message_id", "id"),
+    Index("ix_message_events_at", "at"),
 )
 
 delivery_attempts = Table(
@@ -123,6 +125,7 @@ delivery_attempts = Table(
     Column("remote_ref", String(128)),
     Column("duration_ms", Integer, nullable=False),
     Index("ix_delivery_attempts_message", "message_id", "id"),
+    Index("ix_delivery_attempts_at", "at"),
 )
 
 plan_versions = Table(
@@ -192,4 +195,19 @@ consents = Table(
     Column("recorded_at", UtcDateTime, nullable=False),
     UniqueConstraint("patient_pseudonym", "consent_id", name="uq_consents_person_consent"),
     Index("ix_consents_patient", "patient_pseudonym", "recorded_at"),
+)
+
+#: every look at person data (content, a search by person) and every operator action: who,
+#: what, when, why (issue 8 chains the entries by hash)
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", UtcDateTime, nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("action", String(32), nullable=False),
+    #: a message id, or a pseudonym's first characters for a search by person; never a person id
+    Column("target", String(64)),
+    Column("reason", Text),
+    Index("ix_audit_log_at", "at"),
 )

@@ -1,0 +1,296 @@
+"""What the operator console (``/console``) reads and does beyond the operator API: the
+overview, the audited look-ups (a search by person, a message's content), releasing a held
+message. The console itself is static files (gateway/console/), no build step.
+
+Roles, until issue 8's tokens name them: ``X-Operator-Role`` is ``viewer`` (metadata),
+``operator`` (metadata and actions) or ``privileged`` (also content). Every look at person data
+and every action is written to ``audit_log`` with who, what, when and why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from enum import StrEnum
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from pydantic import BaseModel, Field
+from sqlalchemy import Connection
+
+from gateway.api.deps import runtime
+from gateway.api.ops import MAX_BATCH, MessagePage, Operator, page_of
+from gateway.api.problems import Problem
+from gateway.domain.content import load_content, person_of
+from gateway.domain.identifiers import InvalidIdentifier, birth_date, parse_person_id
+from gateway.domain.status import MessageStatus, Stage
+from gateway.pipeline.advance import advance
+from gateway.runtime import Runtime
+from gateway.store import repository as repo
+
+router = APIRouter(tags=["Operator console"])
+
+
+class Role(StrEnum):
+    VIEWER = "viewer"
+    OPERATOR = "operator"
+    PRIVILEGED = "privileged"
+
+
+def role(
+    x_operator_role: Annotated[
+        Role, Header(alias="X-Operator-Role", description="viewer, operator or privileged")
+    ] = Role.VIEWER,
+) -> Role:
+    return x_operator_role
+
+
+RoleHeader = Annotated[Role, Depends(role)]
+
+
+def _may_act(r: Role) -> None:
+    if r is Role.VIEWER:
+        raise Problem(403, "role-cannot-act", "A viewer may look, not act", "role operator")
+
+
+# --------------------------------------------------------------------------- overview
+
+
+class AdapterHealth(BaseModel):
+    adapter: str
+    tries_last_hour: int
+    failed_last_hour: int
+
+
+class InboxView(BaseModel):
+    recipient: str
+    open_inbox: int
+    oldest_unacknowledged_seconds: float | None
+
+
+class Overview(BaseModel):
+    at: dt.datetime
+    statuses: dict[str, int]
+    last_hour: dict[str, int]
+    last_day: dict[str, int]
+    recipients: list[InboxView]
+    adapters: list[AdapterHealth]
+    store: str
+    broker: str
+    outbox_depth: int
+
+
+@router.get("/ops/overview", response_model=Overview, summary="The flow at a glance")
+async def overview(request: Request) -> Overview:
+    rt = runtime(request)
+    broker = "not running"
+    if rt.broker_check is not None:
+        try:
+            broker = "ok" if await asyncio.wait_for(rt.broker_check(), 2) else "unreachable"
+        except Exception as e:
+            broker = type(e).__name__
+    return await rt.db.read(_overview, broker)
+
+
+def _overview(conn: Connection, broker: str) -> Overview:
+    now = repo.now()
+    depths = repo.inbox_depths(conn)
+    oldest = {
+        (kommune or f"her:{her_id}"): (now - at).total_seconds()
+        for (kommune, her_id), at in repo.oldest_unacknowledged(conn).items()
+    }
+    attempts = repo.attempts_since(conn, now - dt.timedelta(hours=1))
+    adapters = sorted({a for a, _ in attempts})
+    return Overview(
+        at=now,
+        statuses=repo.status_counts(conn),
+        last_hour=repo.status_changes_since(conn, now - dt.timedelta(hours=1)),
+        last_day=repo.status_changes_since(conn, now - dt.timedelta(days=1)),
+        recipients=[
+            InboxView(
+                recipient=r,
+                open_inbox=depths.get(r, 0),
+                oldest_unacknowledged_seconds=oldest.get(r),
+            )
+            for r in sorted(set(depths) | set(oldest))
+        ],
+        adapters=[
+            AdapterHealth(
+                adapter=a,
+                tries_last_hour=sum(n for (x, _), n in attempts.items() if x == a),
+                failed_last_hour=sum(
+                    n for (x, outcome), n in attempts.items() if x == a and outcome != "delivered"
+                ),
+            )
+            for a in adapters
+        ],
+        store="ok",
+        broker=broker,
+        outbox_depth=repo.outbox_depth(conn),
+    )
+
+
+# --------------------------------------------------------------------------- audited looks
+
+
+class PersonSearch(BaseModel):
+    #: sent in the body, never in a URL: URLs end up in access logs and browser history
+    person_id: str = Field(min_length=11, max_length=11)
+    reason: str = Field(min_length=3, max_length=500)
+    limit: int = Field(50, ge=1, le=MAX_BATCH)
+
+
+@router.post(
+    "/ops/messages/by-person",
+    response_model=MessagePage,
+    summary="A person's messages (audited; the id is turned into the pseudonym, never kept)",
+)
+async def by_person(request: Request, body: PersonSearch, actor: Operator) -> MessagePage:
+    rt = runtime(request)
+    try:
+        parse_person_id(body.person_id, allow_synthetic=rt.settings.accept_synthetic_ids)
+    except InvalidIdentifier:
+        raise Problem(400, "invalid-person-id", "Not a valid person id") from None
+    pseudonym = rt.pseudonymize(body.person_id)
+    rows = await rt.db.write(_by_person, pseudonym, body.reason, body.limit, actor)
+    return page_of(rows, body.limit)
+
+
+def _by_person(
+    conn: Connection, pseudonym: str, reason: str, limit: int, actor: str
+) -> list[repo.MessageSummary]:
+    # the audit names the pseudonym's first characters: enough to tell searches apart
+    repo.audit(conn, actor, "search-person", f"pseudonym:{pseudonym[:12]}", reason)
+    found = repo.messages_of_person(conn, pseudonym, tuple(MessageStatus))
+    found.sort(key=lambda m: (m.updated_at, m.id), reverse=True)
+    return [
+        repo.MessageSummary(
+            id=m.id,
+            kind=m.kind,
+            status=m.status,
+            recipient_kommune=m.recipient_kommune,
+            recipient_adapter=m.recipient_adapter,
+            reason=m.reason,
+            received_at=m.received_at,
+            updated_at=m.updated_at,
+        )
+        for m in found[: limit + 1]
+    ]
+
+
+class Why(BaseModel):
+    reason: str = Field(min_length=3, max_length=500)
+
+
+class Content(BaseModel):
+    id: str
+    kind: str
+    content: dict[str, object]
+
+
+@router.post(
+    "/messages/{message_id}/content",
+    response_model=Content,
+    summary="A message's content, for the privileged role only (audited)",
+)
+async def content(
+    request: Request, message_id: str, body: Why, actor: Operator, r: RoleHeader
+) -> Content:
+    if r is not Role.PRIVILEGED:
+        rt = runtime(request)
+        await rt.db.write(repo.audit, actor, "content-denied", message_id, body.reason)
+        raise Problem(403, "content-not-allowed", "Only the privileged role may see content")
+    rt = runtime(request)
+    m = await rt.db.write(_content, message_id, body.reason, actor)
+    return Content(
+        id=m.id,
+        kind=m.kind,
+        content=load_content(m.kind, m.canonical or "{}").model_dump(mode="json"),
+    )
+
+
+def _content(conn: Connection, message_id: str, reason: str, actor: str) -> repo.MessageRow:
+    m = repo.get_message(conn, message_id)
+    if m is None or m.canonical is None:
+        raise Problem(404, "unknown-message", "No message with readable content and this id")
+    repo.audit(conn, actor, "view-content", m.id, reason)
+    return m
+
+
+class PersonMasked(BaseModel):
+    """The person as a list or a page shows them by default: the birth date only."""
+
+    born: dt.date | None
+
+
+@router.get(
+    "/messages/{message_id}/person",
+    response_model=PersonMasked,
+    summary="The person masked: birth date only",
+)
+async def person_masked(request: Request, message_id: str) -> PersonMasked:
+    rt = runtime(request)
+    m = await rt.db.read(repo.get_message, message_id)
+    if m is None or m.canonical is None:
+        raise Problem(404, "unknown-message", "No message with readable content and this id")
+    patient = person_of(load_content(m.kind, m.canonical))
+    try:
+        return PersonMasked(
+            born=birth_date(parse_person_id(patient.person_id, allow_synthetic=True))
+        )
+    except InvalidIdentifier:
+        return PersonMasked(born=None)
+
+
+# --------------------------------------------------------------------------- actions
+
+
+class Released(BaseModel):
+    id: str
+    status: str
+
+
+@router.post(
+    "/messages/{message_id}/release",
+    response_model=Released,
+    summary="A held message decided anew now (consent, routing): released if it may go",
+)
+async def release(request: Request, message_id: str, actor: Operator, r: RoleHeader) -> Released:
+    _may_act(r)
+    rt = runtime(request)
+    status = await rt.db.write(_release, rt, message_id, actor)
+    rt.committed()
+    return Released(id=message_id, status=status.value)
+
+
+def _release(conn: Connection, rt: Runtime, message_id: str, actor: str) -> MessageStatus:
+    m = repo.get_message(conn, message_id)
+    if m is None:
+        raise Problem(404, "unknown-message", "No message with this id")
+    if m.status is not MessageStatus.HELD_CONSENT or m.canonical is None:
+        raise Problem(
+            409, "not-held", "Only a message held for consent can be released", f"it is {m.status}"
+        )
+    repo.add_event(conn, m.id, Stage.OPERATOR, None, "release requested", actor)
+    repo.audit(conn, actor, "release", m.id, None)
+    advance(conn, rt, m, load_content(m.kind, m.canonical), actor=actor)
+    after = repo.get_message(conn, m.id)
+    assert after is not None
+    return after.status
+
+
+class AuditEntry(BaseModel):
+    at: dt.datetime
+    actor: str
+    action: str
+    target: str | None
+    reason: str | None
+
+
+@router.get("/ops/audit", response_model=list[AuditEntry], summary="The newest audit entries")
+async def audit_log(
+    request: Request, limit: Annotated[int, Query(ge=1, le=MAX_BATCH)] = 100
+) -> list[AuditEntry]:
+    rt = runtime(request)
+    rows = await rt.db.read(repo.audit_entries, limit)
+    return [AuditEntry(**{k: row[k] for k in AuditEntry.model_fields}) for row in rows]
