@@ -95,10 +95,7 @@ async def overview(request: Request) -> Overview:
 def _overview(conn: Connection, broker: str) -> Overview:
     now = repo.now()
     depths = repo.inbox_depths(conn)
-    oldest = {
-        (kommune or f"her:{her_id}"): (now - at).total_seconds()
-        for (kommune, her_id), at in repo.oldest_unacknowledged(conn).items()
-    }
+    oldest = {r: (now - at).total_seconds() for r, at in repo.oldest_unacknowledged(conn).items()}
     attempts = repo.attempts_since(conn, now - dt.timedelta(hours=1))
     adapters = sorted({a for a, _ in attempts})
     return Overview(

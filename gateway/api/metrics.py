@@ -23,7 +23,7 @@ async def scrape(request: Request) -> Response:
     rt = runtime(request)
     snapshot = await rt.db.read(_from_store)
     lags: dict[str, int] = {}
-    up = True
+    up = rt.consumer_lags is not None  # not yet started, or stopping: not known to be up
     if rt.consumer_lags is not None:
         try:
             lags = await asyncio.wait_for(rt.consumer_lags(), BROKER_WAIT_SECONDS)
@@ -50,8 +50,8 @@ def _from_store(conn: Connection) -> metrics.Snapshot:
         messages=repo.status_kind_counts(conn),
         inbox_depth=repo.inbox_depths(conn),
         oldest_unacknowledged={
-            (kommune or f"her:{her_id}"): (now - at).total_seconds()
-            for (kommune, her_id), at in repo.oldest_unacknowledged(conn).items()
+            recipient: (now - at).total_seconds()
+            for recipient, at in repo.oldest_unacknowledged(conn).items()
         },
         outbox_depth=repo.outbox_depth(conn),
         outbox_age=(now - oldest).total_seconds() if oldest else 0.0,

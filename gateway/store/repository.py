@@ -334,8 +334,21 @@ def status_kind_counts(conn: Connection) -> dict[tuple[str, str], int]:
     return {(status, kind): n for status, kind, n in rows}
 
 
-def oldest_unacknowledged(conn: Connection) -> dict[tuple[str | None, int | None], dt.datetime]:
-    """When each recipient's oldest DELIVERED (not yet acknowledged) message got there."""
+def oldest_unacknowledged(conn: Connection) -> dict[str, dt.datetime]:
+    """When each recipient's oldest DELIVERED (not yet acknowledged) message got there (its
+    last change: a resend starts the wait anew), by kommune number, or ``her:<HER-id>`` for a
+    unit without one. A plan update handed to its parties has no recipient and is left out:
+    its parties' copies are counted."""
+    oldest: dict[str, dt.datetime] = {}
+    for (kommune, her_id), at in _oldest_delivered(conn).items():
+        if kommune is None and her_id is None:
+            continue
+        key = kommune or f"her:{her_id}"
+        oldest[key] = min(at, oldest.get(key, at))
+    return oldest
+
+
+def _oldest_delivered(conn: Connection) -> dict[tuple[str | None, int | None], dt.datetime]:
     rows = conn.execute(
         select(
             messages.c.recipient_kommune,
