@@ -21,12 +21,14 @@ from sqlalchemy import Connection
 from gateway.api.deps import runtime
 from gateway.api.ops import MAX_BATCH, MessagePage, Operator, page_of
 from gateway.api.problems import Problem
-from gateway.domain.content import load_content, person_of
+from gateway.domain.content import Content, load_content, person_of
 from gateway.domain.identifiers import InvalidIdentifier, birth_date, parse_person_id
+from gateway.domain.plan import PlanTransfer
 from gateway.domain.status import MessageStatus, Stage
 from gateway.pipeline.advance import advance
 from gateway.runtime import Runtime
 from gateway.store import repository as repo
+from mappings.codes.kommune_register import kommune_register
 
 router = APIRouter(tags=["Operator console"])
 
@@ -179,7 +181,7 @@ class Why(BaseModel):
     reason: str = Field(min_length=3, max_length=500)
 
 
-class Content(BaseModel):
+class ContentView(BaseModel):
     id: str
     kind: str
     content: dict[str, object]
@@ -187,19 +189,19 @@ class Content(BaseModel):
 
 @router.post(
     "/messages/{message_id}/content",
-    response_model=Content,
+    response_model=ContentView,
     summary="A message's content, for the privileged role only (audited)",
 )
 async def content(
     request: Request, message_id: str, body: Why, actor: Operator, r: RoleHeader
-) -> Content:
+) -> ContentView:
     if r is not Role.PRIVILEGED:
         rt = runtime(request)
         await rt.db.write(repo.audit, actor, "content-denied", message_id, body.reason)
         raise Problem(403, "content-not-allowed", "Only the privileged role may see content")
     rt = runtime(request)
     m = await rt.db.write(_content, message_id, body.reason, actor)
-    return Content(
+    return ContentView(
         id=m.id,
         kind=m.kind,
         content=load_content(m.kind, m.canonical or "{}").model_dump(mode="json"),
@@ -271,6 +273,73 @@ def _release(conn: Connection, rt: Runtime, message_id: str, actor: str) -> Mess
     repo.add_event(conn, m.id, Stage.OPERATOR, None, "release requested", actor)
     repo.audit(conn, actor, "release", m.id, None)
     advance(conn, rt, m, load_content(m.kind, m.canonical), actor=actor)
+    after = repo.get_message(conn, m.id)
+    assert after is not None
+    return after.status
+
+
+class RouteTo(BaseModel):
+    kommune: str = Field(pattern=r"^[0-9]{4}$")
+
+
+@router.post(
+    "/messages/{message_id}/route",
+    response_model=Released,
+    summary="A message held for routing sent to the kommune the operator names",
+)
+async def route_to(
+    request: Request, message_id: str, body: RouteTo, actor: Operator, r: RoleHeader
+) -> Released:
+    """For a message whose kommunenummer a split made ambiguous: the operator names one of the
+    candidates (the reason lists them); 409 for another number or a message not so held."""
+    _may_act(r)
+    rt = runtime(request)
+    status = await rt.db.write(_route_to, rt, message_id, body.kommune, actor)
+    rt.committed()
+    return Released(id=message_id, status=status.value)
+
+
+def _route_to(
+    conn: Connection, rt: Runtime, message_id: str, kommune: str, actor: str
+) -> MessageStatus:
+    m = repo.get_message(conn, message_id)
+    if m is None:
+        raise Problem(404, "unknown-message", "No message with this id")
+    if m.status is not MessageStatus.HELD_ROUTING or m.canonical is None:
+        raise Problem(
+            409,
+            "not-held-for-routing",
+            "Only a message held for routing can be routed",
+            f"it is {m.status}",
+        )
+    content = load_content(m.kind, m.canonical)
+    asked = (
+        content.new_kommune_nr or content.plan.patient.kommune_nr
+        if isinstance(content, PlanTransfer)
+        else person_of(content).kommune_nr
+    )
+    resolution = kommune_register().resolve(asked or "", rt.clock().date())
+    candidates = [k.nr for k in resolution.candidates]
+    if kommune not in candidates:
+        raise Problem(
+            409,
+            "not-a-candidate",
+            "The kommune must be one of the candidates",
+            ", ".join(candidates) or "none",
+        )
+    chosen: Content = (
+        content.model_copy(update={"new_kommune_nr": kommune})
+        if isinstance(content, PlanTransfer)
+        else content.model_copy(
+            update={"patient": person_of(content).model_copy(update={"kommune_nr": kommune})}
+        )
+    )
+    detail = f"the operator named kommune {kommune} (candidates {', '.join(candidates)})"
+    m = repo.update_in_status(
+        conn, m, Stage.OPERATOR, detail, actor, canonical=chosen.model_dump_json()
+    )
+    repo.audit(conn, actor, "route", m.id, detail)
+    advance(conn, rt, m, chosen, actor=actor)
     after = repo.get_message(conn, m.id)
     assert after is not None
     return after.status

@@ -46,8 +46,9 @@ TRANSITIONS: dict[MessageStatus, frozenset[MessageStatus]] = {
     S.VALIDATED: frozenset({S.ROUTED, S.HELD_CONSENT, S.HELD_ROUTING, S.REJECTED, S.DEAD}),
     # Released when consent arrives (then routed), rejected when the hold period ends.
     S.HELD_CONSENT: frozenset({S.ROUTED, S.HELD_ROUTING, S.REJECTED, S.DEAD}),
-    # The operator names the kommune (then routed) or gives the message up (rejected).
-    S.HELD_ROUTING: frozenset({S.ROUTED, S.REJECTED}),
+    # The operator names the kommune (then routed, or DEAD when it has no active KE) or gives
+    # the message up (rejected).
+    S.HELD_ROUTING: frozenset({S.ROUTED, S.REJECTED, S.DEAD}),
     S.ROUTED: frozenset({S.DELIVERED, S.RETRYING, S.DEAD, S.REJECTED}),
     # Another failed try stays RETRYING (the next tier: recorded, not a transition); after
     # the last tier, DEAD.

@@ -31,9 +31,15 @@ from gateway.transport import Command, command_record
 from mappings.codes.kommune_register import kommune_register
 
 ACTOR = "gateway"
-#: where a message may stand when the consent answer can still change its way
 #: where a message stands when consent and routing are (re)decided for it
-_MAY_ROUTE = frozenset({MessageStatus.VALIDATED, MessageStatus.HELD_CONSENT, MessageStatus.DEAD})
+_MAY_ROUTE = frozenset(
+    {
+        MessageStatus.VALIDATED,
+        MessageStatus.HELD_CONSENT,
+        MessageStatus.HELD_ROUTING,
+        MessageStatus.DEAD,
+    }
+)
 UNDELIVERED = (
     MessageStatus.VALIDATED,
     MessageStatus.HELD_CONSENT,
@@ -108,6 +114,9 @@ def advance(
             receipts.reject(conn, rt, message, Stage.ROUTE, routing.errors, notice=notice)
         return
     if isinstance(routing, HeldForOperator):
+        if message.status is MessageStatus.HELD_ROUTING:
+            repo.add_event(conn, message.id, Stage.ROUTE, None, f"still: {routing.reason}", actor)
+            return
         repo.set_status(
             conn,
             message,

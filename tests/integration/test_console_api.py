@@ -126,3 +126,26 @@ async def test_the_console_page_is_served(client: httpx.AsyncClient) -> None:
     script = await client.get("/console/console.js")
     assert script.status_code == 200
     assert ".innerHTML" not in script.text  # values go in as text, never as markup
+
+
+async def test_the_operator_routes_a_split_kommunes_notice_to_one_of_its_candidates(
+    client: httpx.AsyncClient,
+) -> None:
+    notice = make_notice(random.Random(138), "1507")  # Ålesund 2020-2023, split in 2024
+    r = await post(client, orjson.dumps(notice_to_bundle(notice)))
+    message_id = r.json()["id"]
+    await wait_status(client, message_id, {"HELD_ROUTING"})
+    path = f"/messages/{message_id}/route"
+    wrong = await client.post(path, json={"kommune": "1506"}, headers=OPERATOR)
+    assert wrong.status_code == 409
+    assert wrong.json()["detail"] == "1508, 1580"
+    viewer = {"X-Operator": "v1", "X-Operator-Role": "viewer"}
+    assert (await client.post(path, json={"kommune": "1508"}, headers=viewer)).status_code == 403
+    ok = await client.post(path, json={"kommune": "1508"}, headers=OPERATOR)
+    assert ok.status_code == 200, ok.text
+    view = await wait_status(client, message_id, {"DELIVERED"})
+    assert view["recipient_kommune"] == "1508"
+    assert any(e["actor"] == "operator:ops1" and "1508" in e["detail"] for e in view["events"])
+    assert [i["id"] for i in (await client.get("/ke/1508/inbox")).json()["items"]] == [message_id]
+    again = await client.post(path, json={"kommune": "1508"}, headers=OPERATOR)
+    assert again.status_code == 409

@@ -183,6 +183,10 @@ async function message(id) {
     const actions = el("div", { "data-testid": "actions" });
     if (m.status === "DEAD") actions.append(el("button", { "data-testid": "retry", onclick: () => act(id, "retry") }, "Prøv på nytt / Retry"));
     if (m.status === "HELD_CONSENT") actions.append(el("button", { "data-testid": "release", onclick: () => act(id, "release") }, "Frigi / Release"));
+    if (m.status === "HELD_ROUTING") {
+      const kommune = el("input", { "data-testid": "route-kommune", size: 4, pattern: "[0-9]{4}", placeholder: "kommune" });
+      actions.append(kommune, el("button", { "data-testid": "route", onclick: () => routeTo(id, kommune.value) }, "Send til kommune / Route"));
+    }
     if (["DEAD", "HELD_CONSENT", "HELD_ROUTING"].includes(m.status)) actions.append(el("button", { "data-testid": "discard", onclick: () => discard(id) }, "Forkast / Discard"));
     const content = el("div", { "data-testid": "content" },
       el("button", { "data-testid": "show-content", onclick: () => showContent(id, content) }, "Vis innhold / Show content"));
@@ -219,6 +223,12 @@ async function message(id) {
 async function act(id, action) {
   if (!confirm(`${action} ${id}?`)) return;
   try { await api("POST", `/messages/${encodeURIComponent(id)}/${action}`); await message(id); } catch (e) { fail(e); }
+}
+
+async function routeTo(id, kommune) {
+  if (!/^[0-9]{4}$/.test(kommune)) { fail(new Error("kommunenummer: 4 siffer / 4 digits")); return; }
+  if (!confirm(`Send ${id} til kommune ${kommune}?`)) return;
+  try { await api("POST", `/messages/${encodeURIComponent(id)}/route`, { kommune }); await message(id); } catch (e) { fail(e); }
 }
 
 async function discard(id) {
