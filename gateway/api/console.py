@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Connection
 
 from gateway.api.deps import runtime
-from gateway.api.ops import MAX_BATCH, MessagePage, Operator, page_of
+from gateway.api.ops import MAX_BATCH, MessagePage, Operator, decide_anew, page_of
 from gateway.api.problems import Problem
 from gateway.domain.content import Content, load_content, person_of
 from gateway.domain.identifiers import InvalidIdentifier, birth_date, parse_person_id
@@ -270,12 +270,8 @@ def _release(conn: Connection, rt: Runtime, message_id: str, actor: str) -> Mess
         raise Problem(
             409, "not-held", "Only a message held for consent can be released", f"it is {m.status}"
         )
-    repo.add_event(conn, m.id, Stage.OPERATOR, None, "release requested", actor)
     repo.audit(conn, actor, "release", m.id, None)
-    advance(conn, rt, m, load_content(m.kind, m.canonical), actor=actor)
-    after = repo.get_message(conn, m.id)
-    assert after is not None
-    return after.status
+    return decide_anew(conn, rt, m, m.canonical, actor, "release requested")
 
 
 class RouteTo(BaseModel):

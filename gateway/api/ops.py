@@ -246,14 +246,15 @@ def _retry(conn: Connection, rt: Runtime, message_id: str, actor: str) -> Messag
         raise Problem(404, "unknown-message", "No message with this id")
     if m.status is not MessageStatus.DEAD or m.canonical is None:
         raise Problem(409, "not-dead", "Only a DEAD message can be retried", f"it is {m.status}")
-    return _decide_anew(conn, rt, m, m.canonical, actor, "retry requested")
+    return decide_anew(conn, rt, m, m.canonical, actor, "retry requested")
 
 
-def _decide_anew(
+def decide_anew(
     conn: Connection, rt: Runtime, m: repo.MessageRow, canonical: str, actor: str, detail: str
 ) -> MessageStatus:
-    """The one way a DEAD message goes on again, whether retried alone or in bulk: the
-    operator's event first, then consent and routing decided as for a new notice."""
+    """The one way an operator sends a message on again (a DEAD one retried alone or in bulk,
+    a held one released): the operator's event first, then consent and routing decided as for
+    a new notice."""
     repo.add_event(conn, m.id, Stage.OPERATOR, None, detail, actor)
     advance(conn, rt, m, load_content(m.kind, canonical), actor=actor)
     after = repo.get_message(conn, m.id)
@@ -481,7 +482,7 @@ def _retry_one(
         return None, "unknown-message"
     if m.status is not MessageStatus.DEAD or m.canonical is None:
         return m.status.value, "not-dead"
-    return _decide_anew(conn, rt, m, m.canonical, actor, "retry requested (bulk)").value, None
+    return decide_anew(conn, rt, m, m.canonical, actor, "retry requested (bulk)").value, None
 
 
 def _status_of(conn: Connection, message_id: str) -> str | None:
