@@ -195,7 +195,8 @@ async def main() -> None:
             (
                 "overview: oldest unacknowledged",
                 repo.oldest_unacknowledged,
-                "SELECT min(updated_at) FROM messages WHERE status='DELIVERED'",
+                "SELECT recipient_kommune, recipient_her_id, min(updated_at) FROM messages "
+                "WHERE status='DELIVERED' GROUP BY recipient_kommune, recipient_her_id",
             ),
         ]
         for label, query, plan_sql in cases:

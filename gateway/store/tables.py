@@ -90,6 +90,13 @@ messages = Table(
     Index("ix_messages_kind_sender", "kind", "sender_her_id"),
     Index("ix_messages_parent", "parent_id"),
     Index("ix_messages_sender_ref", "sender_message_id"),
+    Index(
+        "ix_messages_status_recipient",
+        "status",
+        "recipient_kommune",
+        "recipient_her_id",
+        "updated_at",
+    ),
 )
 
 message_events = Table(
