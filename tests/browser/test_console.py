@@ -192,3 +192,37 @@ def test_a_role_without_content_rights_cannot_see_content(
         ("operator:privileged1", "view-content"),
         ("operator:operator1", "content-denied"),
     ]
+
+
+def test_a_split_kommunes_notice_is_routed_and_a_dead_one_discarded_from_the_console(
+    browser: Browser, gateway: GatewayProcess, tmp_path: Path
+) -> None:
+    alesund = MOLDE.replace("1506", "1508").replace("Molde", "Ålesund")
+    (tmp_path / "directory.toml").write_text(KRISTIANSUND + alesund)
+    r = httpx.post(f"{gateway.base_url}/ops/directory/reload", headers={"X-Operator": "ops1"})
+    assert r.status_code == 200, r.text
+    split = send(gateway, 180, "1507")  # Ålesund 2020-2023: 1508 Ålesund or 1580 Haram now
+    dead = send(gateway, 181, "1506")  # Molde: no KE in this directory
+    status_of(gateway, split, "HELD_ROUTING")
+    status_of(gateway, dead, "DEAD")
+    page = page_as(browser, gateway, "ops2", "operator")
+
+    page.goto(f"{gateway.base_url}/console/#message/{split}")
+    expect(page.get_by_test_id("facts")).to_contain_text("1580")  # the reason names both
+    page.get_by_test_id("route-kommune").fill("1508")
+    page.once("dialog", lambda d: d.accept())
+    page.get_by_test_id("route").click()
+    status_of(gateway, split, "DELIVERED")
+    expect(page.get_by_test_id("timeline")).to_contain_text("the operator named kommune 1508")
+    shot(page, "routed")
+
+    page.goto(f"{gateway.base_url}/console/#message/{dead}")
+    expect(page.get_by_test_id("facts")).to_contain_text("DEAD")
+    answers = iter(["Molde is served by another gateway", ""])
+    page.on("dialog", lambda d: d.accept(next(answers)))
+    page.get_by_test_id("discard").click()
+    status_of(gateway, dead, "REJECTED")
+    expect(page.get_by_test_id("timeline")).to_contain_text(
+        "discarded: Molde is served by another gateway"
+    )
+    shot(page, "discarded")
