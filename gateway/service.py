@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -123,15 +123,17 @@ class Gateway:
         return rt
 
     async def stop(self) -> None:
-        """Stop the tasks, then the broker clients, then the store."""
+        """Stop the tasks, then the broker clients, then the store. Every step is bounded and
+        a slow one is logged by name: a stop that hangs says where."""
         for t in self.tasks:
             t.cancel()
-        for t in self.tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+        if self.tasks:
+            _, pending = await asyncio.wait(self.tasks, timeout=5)
+            for t in pending:
+                log.warning("stop: task %s did not end within 5 s; going on", t.get_name())
         self.tasks = []
         if self.deliverer:
-            await self.deliverer.aclose()
+            await _bounded(self.deliverer.aclose(), "deliveries under way", 10)
         # leaving the consumer groups and flushing the producer talk to the broker: bounded,
         # so a broker that does not answer cannot hold the stop (the store keeps the state)
         await asyncio.gather(*(_bounded(c.stop(), f"consumer {c.name}") for c in self.consumers))
@@ -140,17 +142,20 @@ class Gateway:
         if self.broker:
             self.broker.stop()
         if self.runtime:
-            with contextlib.suppress(Exception):
-                await self.runtime.adapters.aclose()
+            await _bounded(self.runtime.adapters.aclose(), "adapters")
             self.runtime.broker_check = None
             self.runtime.consumer_lags = None
-            await self.runtime.db.close()
+            await _bounded(self.runtime.db.close(), "store", 10)
         log.info("gateway stopped")
 
 
 async def _bounded(step: Coroutine[Any, Any, Any], what: str, seconds: float = 5.0) -> None:
+    started = time.monotonic()
     try:
         await asyncio.wait_for(step, seconds)
+        took = time.monotonic() - started
+        if took > 1:
+            log.warning("stop: %s took %.1f s", what, took)
     except TimeoutError:
         log.warning("stop: %s did not stop within %ss; going on", what, seconds)
     except Exception as e:

@@ -154,10 +154,16 @@ class Database:
         await self.read(lambda conn: conn.exec_driver_sql("SELECT 1").scalar())
 
     async def close(self) -> None:
-        self._writer.dispose()
-        self._reader.dispose()
-        self._write_pool.shutdown(wait=True)
-        self._read_pool.shutdown(wait=True)
+        """Wait for the store threads off the event loop: a transaction still running (a
+        write waiting for SQLite's lock) must not freeze everything else that is stopping."""
+
+        def shut() -> None:
+            self._write_pool.shutdown(wait=True)
+            self._read_pool.shutdown(wait=True)
+            self._writer.dispose()
+            self._reader.dispose()
+
+        await asyncio.to_thread(shut)
 
 
 def _each_in_savepoint(
