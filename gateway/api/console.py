@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Connection
 
 from gateway.api.deps import runtime
-from gateway.api.ops import MAX_BATCH, MessagePage, Operator, decide_anew, page_of
+from gateway.api.ops import MAX_BATCH, MessagePage, Operator, acted_on, decide_anew, page_of
 from gateway.api.problems import Problem
 from gateway.domain.content import Content, load_content, person_of
 from gateway.domain.identifiers import InvalidIdentifier, birth_date, parse_person_id
@@ -211,11 +211,10 @@ class ContentView(BaseModel):
 async def content(
     request: Request, message_id: str, body: Why, actor: Operator, r: RoleHeader
 ) -> ContentView:
+    rt = runtime(request)
     if r is not Role.PRIVILEGED:
-        rt = runtime(request)
         await rt.db.write(repo.audit, actor, "content-denied", message_id, body.reason)
         raise Problem(403, "content-not-allowed", "Only the privileged role may see content")
-    rt = runtime(request)
     m = await rt.db.write(_content, message_id, body.reason, actor)
     return ContentView(
         id=m.id,
@@ -279,13 +278,14 @@ async def release(request: Request, message_id: str, actor: Operator, r: RoleHea
 
 
 def _release(conn: Connection, rt: Runtime, message_id: str, actor: str) -> MessageStatus:
-    m = repo.get_message(conn, message_id)
-    if m is None:
-        raise Problem(404, "unknown-message", "No message with this id")
-    if m.status is not MessageStatus.HELD_CONSENT or m.canonical is None:
-        raise Problem(
-            409, "not-held", "Only a message held for consent can be released", f"it is {m.status}"
-        )
+    m = acted_on(
+        conn,
+        message_id,
+        {MessageStatus.HELD_CONSENT},
+        "not-held",
+        "Only a message held for consent can be released",
+    )
+    assert m.canonical is not None
     repo.audit(conn, actor, "release", m.id, None)
     return decide_anew(conn, rt, m, m.canonical, actor, "release requested")
 
@@ -314,16 +314,14 @@ async def route_to(
 def _route_to(
     conn: Connection, rt: Runtime, message_id: str, kommune: str, actor: str
 ) -> MessageStatus:
-    m = repo.get_message(conn, message_id)
-    if m is None:
-        raise Problem(404, "unknown-message", "No message with this id")
-    if m.status is not MessageStatus.HELD_ROUTING or m.canonical is None:
-        raise Problem(
-            409,
-            "not-held-for-routing",
-            "Only a message held for routing can be routed",
-            f"it is {m.status}",
-        )
+    m = acted_on(
+        conn,
+        message_id,
+        {MessageStatus.HELD_ROUTING},
+        "not-held-for-routing",
+        "Only a message held for routing can be routed",
+    )
+    assert m.canonical is not None
     content = load_content(m.kind, m.canonical)
     asked = (
         content.new_kommune_nr or content.plan.patient.kommune_nr

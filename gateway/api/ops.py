@@ -9,6 +9,7 @@ import binascii
 import datetime as dt
 import logging
 import re
+from collections.abc import Collection
 from typing import Annotated, Any
 
 import orjson
@@ -241,12 +242,30 @@ async def retry(request: Request, message_id: str, actor: Operator) -> RetryResu
 
 
 def _retry(conn: Connection, rt: Runtime, message_id: str, actor: str) -> MessageStatus:
+    m = acted_on(
+        conn, message_id, {MessageStatus.DEAD}, "not-dead", "Only a DEAD message can be retried"
+    )
+    assert m.canonical is not None
+    return decide_anew(conn, rt, m, m.canonical, actor, "retry requested")
+
+
+def acted_on(
+    conn: Connection,
+    message_id: str,
+    statuses: Collection[MessageStatus],
+    code: str,
+    title: str,
+    *,
+    sends_on: bool = True,
+) -> repo.MessageRow:
+    """The message an operator's action is for: 404 when there is none, 409 ``code`` when it
+    stands in none of ``statuses`` (or, for an action that ``sends_on``, has no content)."""
     m = repo.get_message(conn, message_id)
     if m is None:
         raise Problem(404, "unknown-message", "No message with this id")
-    if m.status is not MessageStatus.DEAD or m.canonical is None:
-        raise Problem(409, "not-dead", "Only a DEAD message can be retried", f"it is {m.status}")
-    return decide_anew(conn, rt, m, m.canonical, actor, "retry requested")
+    if m.status not in statuses or (sends_on and m.canonical is None):
+        raise Problem(409, code, title, f"it is {m.status}")
+    return m
 
 
 def decide_anew(
@@ -539,16 +558,14 @@ async def discard(
 def _discard(
     conn: Connection, rt: Runtime, message_id: str, reason: str, actor: str
 ) -> MessageStatus:
-    m = repo.get_message(conn, message_id)
-    if m is None:
-        raise Problem(404, "unknown-message", "No message with this id")
-    if m.status not in DISCARDABLE:
-        raise Problem(
-            409,
-            "not-discardable",
-            "Only a DEAD, HELD_CONSENT or HELD_ROUTING message can be discarded",
-            f"it is {m.status}",
-        )
+    m = acted_on(
+        conn,
+        message_id,
+        DISCARDABLE,
+        "not-discardable",
+        "Only a DEAD, HELD_CONSENT or HELD_ROUTING message can be discarded",
+        sends_on=False,
+    )
     repo.add_event(conn, m.id, Stage.OPERATOR, None, f"discarded: {reason}", actor)
     notice = load_content(m.kind, m.canonical) if m.canonical else None
     receipts.reject(conn, rt, m, Stage.OPERATOR, (DISCARDED,), notice=notice, actor=actor)
