@@ -102,6 +102,12 @@ _KE_KEYS = frozenset({"name", "her_id", "adapter", "active", "settings"})
 _TRUST_KEYS = frozenset({"name", "orgnr", "her_id", "adapter", "active", "settings"})
 
 
+def _invalid(path: Path, where: str, e: ValidationError) -> DirectoryError:
+    """Names the fields at fault, never their values (pydantic's text would quote them)."""
+    fields = ", ".join(".".join(map(str, err["loc"])) for err in e.errors())
+    return DirectoryError(f"{path}: {where} is invalid ({fields})")
+
+
 def _known_keys(path: Path, where: str, table: dict[str, Any], known: frozenset[str]) -> None:
     """A misspelt key (``activ = false``) would silently leave a unit routed: refuse it."""
     unknown = sorted(set(table) - known)
@@ -146,8 +152,7 @@ def load_directory(path: Path) -> Directory:
                 adapter=ke.get("adapter", ""),
             )
         except ValidationError as e:
-            fields = ", ".join(".".join(map(str, err["loc"])) for err in e.errors())
-            raise DirectoryError(f"{path}: kommune entry #{i + 1} is invalid ({fields})") from None
+            raise _invalid(path, f"kommune entry #{i + 1}", e) from None
         if unit.kommune_nr in entries:
             raise DirectoryError(f"{path}: kommune {unit.kommune_nr} is listed twice")
         if unit.her_id in her_ids:
@@ -193,10 +198,7 @@ def _health_trusts(path: Path, items: Any, her_ids: dict[int, str]) -> dict[int,
                 orgnr=item.get("orgnr"),
             )
         except ValidationError as e:
-            fields = ", ".join(".".join(map(str, err["loc"])) for err in e.errors())
-            raise DirectoryError(
-                f"{path}: helseforetak entry #{i + 1} is invalid ({fields})"
-            ) from None
+            raise _invalid(path, f"helseforetak entry #{i + 1}", e) from None
         if unit.adapter == "ke_inbox":
             raise DirectoryError(
                 f"{path}: helseforetak entry #{i + 1}: ke_inbox is a kommune's inbox; a health "

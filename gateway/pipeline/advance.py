@@ -19,7 +19,13 @@ from gateway.consent.rules import PURPOSE_OF, ConsentDecision, Verdict, decide
 from gateway.domain.consent import ConsentPurpose
 from gateway.domain.content import Content, person_of
 from gateway.domain.identifiers import birth_date, parse_person_id
-from gateway.domain.model import CoordinatingUnit, NeedNotice, NoticeKind, ReceivingUnit
+from gateway.domain.model import (
+    CoordinatingUnit,
+    HealthTrust,
+    NeedNotice,
+    NoticeKind,
+    ReceivingUnit,
+)
 from gateway.domain.plan import PlanStatusMessage, PlanTransfer
 from gateway.domain.receipt import ReceiptError, ReceiptStatus, Refused
 from gateway.domain.status import MessageStatus, Stage
@@ -315,25 +321,47 @@ def _party_copies(
             if left_out
             else ""
         )
-        child = repo.insert_child(
+        child = _copy_for(
             conn,
             message,
-            canonical=content.model_dump_json(),
-            recipient_her_id=party.unit.her_id,
-            detail=f"the plan for {party.unit.name}, a party to it (from message "
-            f"{message.id}){note}",
-            actor=actor,
-        )
-        repo.add_event(
-            conn,
-            message.id,
-            Stage.ROUTE,
-            None,
-            f"to {party.unit.name} (HER-id {party.unit.her_id}) as message {child.id}{note}",
+            content,
+            party.unit,
+            f"the plan for {party.unit.name}, a party",
+            note,
             actor,
         )
         copies.append((child, content))
     return copies
+
+
+def _copy_for(
+    conn: Connection,
+    message: repo.MessageRow,
+    content: Content,
+    unit: HealthTrust,
+    what: str,
+    note: str,
+    actor: str,
+) -> repo.MessageRow:
+    """A child of ``message`` carrying ``content`` to ``unit``, named on the parent's timeline
+    (``note``, if any, on both)."""
+    child = repo.insert_child(
+        conn,
+        message,
+        canonical=content.model_dump_json(),
+        recipient_her_id=unit.her_id,
+        detail=f"{what} (from message {message.id}){note}",
+        actor=actor,
+    )
+    repo.add_event(
+        conn,
+        message.id,
+        Stage.ROUTE,
+        None,
+        f"to {unit.name} (HER-id {unit.her_id}) as message {child.id}{note}",
+        actor,
+    )
+    return child
 
 
 def _health_trust_copy(
@@ -356,23 +384,8 @@ def _health_trust_copy(
             actor,
         )
         return []
-    child = repo.insert_child(
-        conn,
-        message,
-        canonical=notice.model_dump_json(),
-        recipient_her_id=trust.her_id,
-        detail=f"the notice for {trust.name}'s koordinerende enhet (from message {message.id})",
-        actor=actor,
-    )
-    repo.add_event(
-        conn,
-        message.id,
-        Stage.ROUTE,
-        None,
-        f"also to {trust.name} (HER-id {trust.her_id}), which takes part, as message {child.id}",
-        actor,
-    )
-    return [(child, notice)]
+    what = f"the notice for {trust.name}'s koordinerende enhet, which takes part"
+    return [(_copy_for(conn, message, notice, trust, what, "", actor), notice)]
 
 
 def _advance_status(
