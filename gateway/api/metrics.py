@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -29,17 +30,7 @@ async def scrape(request: Request) -> Response:
             lags = await asyncio.wait_for(rt.consumer_lags(), BROKER_WAIT_SECONDS)
         except Exception:
             up = False
-    body = metrics.render(
-        metrics.Snapshot(
-            messages=snapshot.messages,
-            inbox_depth=snapshot.inbox_depth,
-            oldest_unacknowledged=snapshot.oldest_unacknowledged,
-            outbox_depth=snapshot.outbox_depth,
-            outbox_age=snapshot.outbox_age,
-            consumer_lag=lags,
-            broker_up=up,
-        )
-    )
+    body = metrics.render(dataclasses.replace(snapshot, consumer_lag=lags, broker_up=up))
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 

@@ -142,6 +142,10 @@ def insert_message(
     return message_id
 
 
+#: the content type of a message the gateway made itself: its canonical JSON is all it has
+_CANONICAL_ONLY = "application/json"
+
+
 def insert_child(
     conn: Connection,
     parent: MessageRow,
@@ -160,14 +164,15 @@ def insert_child(
     reference stays on the parent, which answers the sender.
     """
     message_id = message_id or str(uuid.uuid4())
+    kind = kind or parent.kind
     at = now()
     row = {
         "id": message_id,
-        "kind": kind or parent.kind,
+        "kind": kind,
         "status": MessageStatus.VALIDATED.value,
         "generation": 0,
         "patient_pseudonym": parent.patient_pseudonym,
-        "content_type": "application/json",
+        "content_type": _CANONICAL_ONLY,
         "raw": b"",
         "canonical": canonical,
         "recipient_her_id": recipient_her_id,
@@ -177,9 +182,24 @@ def insert_child(
     }
     conn.execute(_INSERT_MESSAGE, row)
     add_event(conn, message_id, Stage.ROUTE, MessageStatus.VALIDATED, detail, actor, at=at)
-    found = get_message(conn, message_id)
-    assert found is not None
-    return found
+    return MessageRow(
+        id=message_id,
+        kind=kind,
+        status=MessageStatus.VALIDATED,
+        generation=0,
+        sender_endpoint=None,
+        sender_message_id=None,
+        recipient_kommune=None,
+        recipient_her_id=recipient_her_id,
+        recipient_adapter=None,
+        patient_pseudonym=parent.patient_pseudonym,
+        content_type=_CANONICAL_ONLY,
+        canonical=canonical,
+        reason=None,
+        received_at=at,
+        updated_at=at,
+        parent_id=parent.id,
+    )
 
 
 def children_of(conn: Connection, parent_id: str) -> list[MessageRow]:
