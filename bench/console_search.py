@@ -183,6 +183,11 @@ async def main() -> None:
                 "SELECT status, count(*) FROM messages GROUP BY status",
             ),
             (
+                "metrics: messages per status and kind",
+                repo.status_kind_counts,
+                "SELECT status, kind, count(*) FROM messages GROUP BY status, kind",
+            ),
+            (
                 "overview: changes in the last hour",
                 lambda c: repo.status_changes_since(c, now - dt.timedelta(hours=1)),
                 f"SELECT count(*) FROM message_events WHERE at >= '{hour_ago}'",

@@ -96,6 +96,7 @@ messages = Table(
         "recipient_kommune",
         "recipient_her_id",
         "updated_at",
+        "kind",
     ),
 )
 
