@@ -14,7 +14,12 @@ from collections import Counter
 import httpx
 import orjson
 
-from gateway.demo.samples import HELSE_MORE_OG_ROMSDAL, make_notice, make_transfer
+from gateway.demo.samples import (
+    HELSE_MORE_OG_ROMSDAL,
+    make_notice,
+    make_transfer,
+    next_version,
+)
 from gateway.domain.identifiers import PersonIdKind
 from gateway.domain.model import NeedNotice, Organisation
 from mappings.fhir import systems as sy
@@ -217,16 +222,7 @@ async def plan_platform(
                 )
                 sent[f"plan transfer {_outcome(r)}"] += 1
                 await asyncio.sleep(interval / 2)
-                update = make_transfer(
-                    rng,
-                    new,
-                    new,
-                    plan_id=moved.plan.plan_id,
-                    version=2,
-                    previous_version_id=moved.plan.version_id,
-                    person=moved.plan.patient.model_copy(update={"kommune_nr": new}),
-                    health_trust=HELSE_MORE_OG_ROMSDAL,
-                ).model_copy(update={"new_kommune_nr": None})
+                update = next_version(rng, moved, None, health_trust=HELSE_MORE_OG_ROMSDAL)
                 r = await client.post(
                     "/fhir/$process-message",
                     content=orjson.dumps(transfer_to_bundle(update)),

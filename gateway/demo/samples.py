@@ -215,3 +215,27 @@ def make_transfer(
         new_kommune_nr=new_kommune,
         plan=plan,
     )
+
+
+def next_version(
+    rng: random.Random,
+    earlier: PlanTransfer,
+    to_kommune: str | None,
+    *,
+    health_trust: Organisation | None = None,
+) -> PlanTransfer:
+    """The plan's next version, sent by the kommune it went to with ``earlier``: on to
+    ``to_kommune`` (the person moved again), or an update (``None``: it stays there)."""
+    here = earlier.new_kommune_nr or earlier.plan.patient.kommune_nr
+    assert here is not None, "the earlier transfer names where the plan went"
+    later = make_transfer(
+        rng,
+        here,
+        to_kommune or here,
+        plan_id=earlier.plan.plan_id,
+        version=earlier.plan.version + 1,
+        previous_version_id=earlier.plan.version_id,
+        person=earlier.plan.patient.model_copy(update={"kommune_nr": here}),
+        health_trust=health_trust,
+    )
+    return later if to_kommune else later.model_copy(update={"new_kommune_nr": None})

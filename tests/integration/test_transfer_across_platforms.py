@@ -15,7 +15,7 @@ import pytest
 from gateway.config import Settings
 from gateway.demo.platforms.fhir_server import FhirPlatform
 from gateway.demo.platforms.nhn_msh_server import NhnMessageService
-from gateway.demo.samples import make_transfer
+from gateway.demo.samples import make_transfer, next_version
 from gateway.domain.plan import PlanTransfer
 from mappings.fhir.plan import bundle_to_transfer, transfer_to_bundle
 from mappings.plo.plan import msghead_to_transfer
@@ -81,15 +81,7 @@ async def test_from_a_fhir_platform_to_an_nhn_platform_and_back(
 
     # the person moves back: 1508 sends version 2 to 1505 (FHIR platform, acknowledged in
     # the answer to the delivery)
-    back = make_transfer(
-        rng,
-        "1508",
-        "1505",
-        plan_id=out.plan.plan_id,
-        version=2,
-        previous_version_id=out.plan.version_id,
-        person=out.plan.patient.model_copy(update={"kommune_nr": "1508"}),
-    )
+    back = next_version(rng, out, "1505")
     home = await transfer(client, back, "transfer-72")
     bundle = fhir.bundle(home)
     assert bundle is not None
