@@ -42,6 +42,16 @@ def transferred(conn: Connection, rt: Runtime, transfer: repo.MessageRow) -> str
     content = _plan_message(transfer)
     old = content.sender.organisation.her_id
     if old is None or rt.directory.entry_by_her_id(old) is None:
+        # said on the timeline, not dropped in silence: the sender still has its AppRec
+        repo.add_event(
+            conn,
+            transfer.id,
+            Stage.ACKNOWLEDGE,
+            None,
+            "the sender is no KE in the directory: no status message to tell it, its receipt "
+            "says the plan arrived",
+            ACTOR,
+        )
         return None
     unit = rt.directory.recipient_unit(transfer.recipient_kommune, transfer.recipient_her_id)
     return _send(
