@@ -189,7 +189,7 @@ async def main() -> None:
             ),
             (
                 "overview: changes in the last hour",
-                lambda c: repo.status_changes_since(c, now - dt.timedelta(hours=1)),
+                lambda c: repo.changes_since(c, now - dt.timedelta(hours=1)),
                 f"SELECT count(*) FROM message_events WHERE at >= '{hour_ago}'",
             ),
             (

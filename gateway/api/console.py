@@ -71,11 +71,21 @@ class InboxView(BaseModel):
     oldest_unacknowledged_seconds: float | None
 
 
+class StageView(BaseModel):
+    stage: str
+    #: records waiting for this stage's consumer (its lag); None for stages without a queue
+    #: or when the broker did not answer
+    queued: int | None
+    #: messages this stage moved in the last hour, per status they moved to
+    last_hour: dict[str, int]
+
+
 class Overview(BaseModel):
     at: dt.datetime
     statuses: dict[str, int]
     last_hour: dict[str, int]
     last_day: dict[str, int]
+    stages: list[StageView]
     recipients: list[InboxView]
     adapters: list[AdapterHealth]
     store: str
@@ -100,18 +110,30 @@ async def overview(request: Request) -> Overview:
     return fresh
 
 
+#: which consumer's lag is a stage's queue (gateway/service.py names the consumers)
+_QUEUE_OF_STAGE = {Stage.VALIDATE: "pipeline", Stage.DELIVER: "deliver"}
+
+
 async def _fresh_overview(rt: Runtime) -> Overview:
     broker = "not running"
+    lags: dict[str, int] = {}
     if rt.broker_check is not None:
         try:
             broker = "ok" if await asyncio.wait_for(rt.broker_check(), 2) else "unreachable"
         except Exception as e:
             broker = type(e).__name__
-    return await rt.db.read(_overview, broker)
+    if rt.consumer_lags is not None and broker == "ok":
+        try:
+            lags = await asyncio.wait_for(rt.consumer_lags(), 2)
+        except Exception:
+            lags = {}  # shown as unknown: the broker status line says why
+    return await rt.db.read(_overview, broker, lags)
 
 
-def _overview(conn: Connection, broker: str) -> Overview:
+def _overview(conn: Connection, broker: str, lags: dict[str, int]) -> Overview:
     now = repo.now()
+    hour = repo.changes_since(conn, now - dt.timedelta(hours=1))
+    day = repo.changes_since(conn, now - dt.timedelta(days=1))
     depths = repo.inbox_depths(conn)
     oldest = {r: (now - at).total_seconds() for r, at in repo.oldest_unacknowledged(conn).items()}
     attempts = repo.attempts_since(conn, now - dt.timedelta(hours=1))
@@ -119,8 +141,16 @@ def _overview(conn: Connection, broker: str) -> Overview:
     return Overview(
         at=now,
         statuses=repo.status_counts(conn),
-        last_hour=repo.status_changes_since(conn, now - dt.timedelta(hours=1)),
-        last_day=repo.status_changes_since(conn, now - dt.timedelta(days=1)),
+        last_hour=_per_status(hour),
+        last_day=_per_status(day),
+        stages=[
+            StageView(
+                stage=stage,
+                queued=_queued(stage, lags),
+                last_hour={status: n for (st, status), n in hour.items() if st == stage},
+            )
+            for stage in Stage
+        ],
         recipients=[
             InboxView(
                 recipient=r,
@@ -143,6 +173,24 @@ def _overview(conn: Connection, broker: str) -> Overview:
         broker=broker,
         outbox_depth=repo.outbox_depth(conn),
     )
+
+
+def _per_status(changes: dict[tuple[str, str], int]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for (_, status), n in changes.items():
+        total[status] = total.get(status, 0) + n
+    return total
+
+
+def _queued(stage: Stage, lags: dict[str, int]) -> int | None:
+    """The deliver stage's queue includes the retry tiers' records waiting for their turn."""
+    consumer = _QUEUE_OF_STAGE.get(stage)
+    if consumer is None or consumer not in lags:
+        return None
+    if stage is Stage.DELIVER:
+        # a retry tier's consumer is named for its topic (``<prefix>.retry.10m``)
+        return sum(n for name, n in lags.items() if name == consumer or ".retry." in name)
+    return lags[consumer]
 
 
 # --------------------------------------------------------------------------- audited looks

@@ -801,14 +801,14 @@ def audit_entries(conn: Connection, limit: int) -> list[dict[str, Any]]:
     return [dict(r._mapping) for r in rows]
 
 
-def status_changes_since(conn: Connection, since: dt.datetime) -> dict[str, int]:
-    """Messages moved to each status since ``since`` (from the timeline's events)."""
+def changes_since(conn: Connection, since: dt.datetime) -> dict[tuple[str, str], int]:
+    """Messages moved since ``since`` per (stage, status), from the timeline's events."""
     rows = conn.execute(
-        select(message_events.c.status, func.count())
+        select(message_events.c.stage, message_events.c.status, func.count())
         .where(message_events.c.at >= since, message_events.c.status.is_not(None))
-        .group_by(message_events.c.status)
+        .group_by(message_events.c.stage, message_events.c.status)
     )
-    return {status: n for status, n in rows}
+    return {(stage, status): n for stage, status, n in rows}
 
 
 def attempts_since(conn: Connection, since: dt.datetime) -> dict[tuple[str, str], int]:

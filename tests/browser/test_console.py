@@ -121,6 +121,8 @@ def test_the_overview_shows_live_counts_while_traffic_flows(
     now = page.get_by_test_id("statuses-now")
     expect(now.locator("tr", has_text="DELIVERED")).to_contain_text("5", timeout=10_000)
     expect(page.get_by_test_id("recipients")).to_contain_text("1505")
+    stages = page.get_by_test_id("stages")
+    expect(stages.locator("tr", has_text="deliver")).to_contain_text("DELIVERED 5")
     expect(page.get_by_test_id("adapters")).to_contain_text("ke_inbox")
     shot(page, "overview")
 

@@ -47,6 +47,14 @@ async def test_the_overview_counts_what_the_store_holds(client: httpx.AsyncClien
         ("ke_inbox", 1, 0)
     ]
     assert (o["store"], o["broker"]) == ("ok", "ok")
+    stages = {g["stage"]: g for g in o["stages"]}
+    assert stages["deliver"]["last_hour"] == {"DELIVERED": 1}
+    assert stages["ingest"]["last_hour"] == {"RECEIVED": 1}
+    assert sum(sum(g["last_hour"].values()) for g in o["stages"]) == sum(o["last_hour"].values())
+    # the pipeline's and delivery's queues are the consumers' lags; consent has no queue
+    assert isinstance(stages["validate"]["queued"], int)
+    assert isinstance(stages["deliver"]["queued"], int)
+    assert stages["consent"]["queued"] is None
 
 
 async def test_search_by_the_senders_own_id(client: httpx.AsyncClient) -> None:
