@@ -391,12 +391,25 @@ async def ops_messages(
         str | None,
         Query(max_length=64, description="the sender's own id (MessageHeader.id / MsgId)"),
     ] = None,
+    conversation: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            description="a gateway message id: the conversation it belongs to (its first "
+            "message, and the copies and status messages made from that)",
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_BATCH)] = 50,
     cursor: Annotated[str | None, Query(max_length=256)] = None,
 ) -> MessagePage:
     """Where the operator finds what waits for them (DEAD, held) without reading content: the
     list shows metadata only, never the notice or anything about the person."""
     rt = runtime(request)
+    if conversation is not None:
+        first = await rt.db.read(repo.get_message, conversation)
+        if first is None:
+            return MessagePage(items=[], next=None)
+        conversation = first.parent_id or first.id
     flt = repo.MessageFilter(
         statuses=tuple(status or ()),
         kommune=kommune,
@@ -406,6 +419,7 @@ async def ops_messages(
         until=until,
         sender_her_id=sender,
         sender_ref=sender_ref,
+        conversation=conversation,
     )
     after = decode_cursor(cursor) if cursor else None
     rows = await rt.db.read(repo.list_messages, flt, limit + 1, after)

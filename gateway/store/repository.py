@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, and_, delete, func, insert, select, update
+from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from gateway import metrics
@@ -694,6 +694,9 @@ class MessageFilter:
     #: MessageHeader.id / MsgId: what the sender's conversation knows it by)
     sender_her_id: int | None = None
     sender_ref: str | None = None
+    #: a conversation's first message: it and every message made from it (its copies to the
+    #: plan's parties, its status messages)
+    conversation: str | None = None
 
 
 @dataclass(frozen=True)
@@ -749,6 +752,10 @@ def list_messages(
         where.append(messages.c.sender_her_id == flt.sender_her_id)
     if flt.sender_ref is not None:
         where.append(messages.c.sender_message_id == flt.sender_ref)
+    if flt.conversation is not None:
+        where.append(
+            or_(messages.c.id == flt.conversation, messages.c.parent_id == flt.conversation)
+        )
     if flt.since is not None:
         where.append(messages.c.updated_at >= flt.since)
     if flt.until is not None:

@@ -105,6 +105,15 @@ async def test_the_flag_travels_in_the_xml_notice_too(
     [copy] = await parties_when(client, message_id, "ACKNOWLEDGED")
     assert fhir.bundle(copy["id"]) is not None
 
+    # the operator finds the whole conversation from either message, and nothing else
+    other = await post(client, orjson.dumps(notice_to_bundle(notice(103, takes_part=False))))
+    assert other.status_code == 202, other.text
+    for start in (message_id, copy["id"]):
+        page = (await client.get("/ops/messages", params={"conversation": start})).json()
+        assert {m["id"] for m in page["items"]} == {message_id, copy["id"]}
+    unknown = (await client.get("/ops/messages", params={"conversation": "nope"})).json()
+    assert unknown["items"] == []
+
 
 async def test_without_the_flag_or_a_listed_trust_only_the_kommune_gets_it(
     client: httpx.AsyncClient,

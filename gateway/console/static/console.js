@@ -123,7 +123,8 @@ function filtersFrom(params) {
 async function messages(params) {
   const form = el("form", { class: "filters", "data-testid": "search" },
     el("label", {}, "Meldings-id", el("input", { name: "id", size: 36, value: params.get("id") || "" })),
-    el("label", {}, "Avsenders id / conversation", el("input", { name: "sender_ref", size: 20, value: params.get("sender_ref") || "" })),
+    el("label", {}, "Avsenders id / sender's id", el("input", { name: "sender_ref", size: 20, value: params.get("sender_ref") || "" })),
+    el("label", {}, "Samtale / conversation", el("input", { name: "conversation", size: 36, value: params.get("conversation") || "" })),
     el("label", {}, "Avsender HER-id", el("input", { name: "sender", size: 10, value: params.get("sender") || "" })),
     el("label", {}, "Kommune", el("input", { name: "kommune", size: 4, value: params.get("kommune") || "" })),
     el("label", {}, "Type", el("select", { name: "kind" }, el("option", { value: "" }, "alle"),
@@ -142,7 +143,7 @@ async function messages(params) {
   const results = el("section", { "data-testid": "results" });
   view.replaceChildren(el("section", {}, el("h2", {}, "Søk / Search"), form), results);
   const q = new URLSearchParams();
-  for (const k of ["sender_ref", "sender", "kommune", "kind", "status"]) if (params.get(k)) q.set(k, params.get(k));
+  for (const k of ["sender_ref", "conversation", "sender", "kommune", "kind", "status"]) if (params.get(k)) q.set(k, params.get(k));
   for (const k of ["since", "until"]) if (params.get(k)) q.set(k, new Date(params.get(k)).toISOString());
   await listPage(results, q, null, params.get("status") === "DEAD");
 }
@@ -205,6 +206,7 @@ async function message(id) {
           ["forsøk / attempts", `${m.attempts} (feil på rad ${m.failures}, sendt på nytt ${m.resends})`],
           ["neste forsøk / next try", when(m.next_attempt_at)],
           ["fra / parent", m.parent_id ? el("a", { href: `#message/${m.parent_id}` }, m.parent_id) : ""],
+          ["samtale / conversation", el("a", { href: `#messages?conversation=${m.parent_id || m.id}`, "data-testid": "conversation" }, "alle meldinger / every message")],
         ], "facts"),
         actions),
       el("section", {}, el("h2", {}, "Tidslinje / Timeline"),
