@@ -9,11 +9,11 @@ traffic; the simulated service in ``gateway/demo/platforms/nhn_msh_server.py`` i
 exactly this):
 
 - ``POST {base}/Messages`` with JSON ``{"receiverHerIds": [int], "senderHerId": int,
-  "businessDocument": base64 MsgHead, "contentType": "application/xml",
+  "businessDocument": base64 CMS, "contentType": gateway.cms.CONTENT_TYPE,
   "contentTransferEncoding": "base64", "schemaVersion": "1.2"}`` -> 201 and the NHN message id
   (a GUID, as a JSON string or ``{"id": ...}``);
 - ``GET {base}/Messages?receiverHerIds={her}`` -> the unread messages,
-  ``[{"id": guid, "receiverHerId": int}]``;
+  ``[{"id": guid, "receiverHerId": int, "senderHerId": int}]``;
 - ``GET {base}/Messages/{id}/business-document`` -> ``{"businessDocument": base64,
   "contentType": ..., "contentTransferEncoding": "base64"}``;
 - ``PUT {base}/Messages/{id}/read/{receiverHerId}`` -> 204: the message is consumed.
@@ -24,6 +24,16 @@ plan transfer as ``IP_PLAN`` with the structured IndividuellPlan, since a whole 
 text-only form. A KE whose EPJ shows text only (``structured = false``) would see nothing of
 such a plan, so it gets the plan's whole text as a Dialogmelding first, the IndividuellPlan
 still beside it (``adapters/plan_text.py``); the delivery detail says so.
+
+Signed, then encrypted (``gateway/cms.py``): the MsgHead is signed with the gateway's key and
+encrypted to the receiver's certificate (the entry's ``encryption_cert``, else
+``IPGW_NHN_CERT_DIR/<her_id>.pem``); a receiver without a usable certificate fails the delivery
+as MISCONFIGURED (final: the operator must supply it), never goes plain. Plain only for a peer
+whose entry says ``encryption = "none"`` (simulated and test peers). What arrives is opened
+and checked before anything else reads it (decrypt, signature, certificate, revocation list,
+the sender against the transport sender and the certificate's organisation); one that fails
+is handed to the core refused, with its AppRec code (S01/S02/S03/S99), and kept as it came.
+``adapters/README.md`` has the profile and the checks.
 
 The MsgHead's ``MsgId`` is the gateway's message id, the same on every try and resend: NHN
 itself stores every post as a new message, so it is the receiving system, which keeps one
@@ -56,13 +66,25 @@ import binascii
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 import httpx
+from cryptography import x509
 from lxml import etree
 
 from adapters.http import HttpAdapterBase, setting, status_failure
 from adapters.plan_text import TextTooLong, add_text_document, plan_dialog, plan_text
+from gateway.cms import (
+    CONTENT_TYPE,
+    CmsConfigError,
+    CmsRefused,
+    GatewayCms,
+    Opened,
+    is_cms,
+    open_sealed,
+    seal,
+)
 from gateway.delivery import (
     Acknowledgement,
     AdapterContext,
@@ -72,12 +94,13 @@ from gateway.delivery import (
     InboundDocument,
 )
 from gateway.delivery_policy import Cause
-from gateway.directory import DirectoryError, load_directory
+from gateway.directory import Directory, DirectoryError, load_directory
 from gateway.domain.content import Content
 from gateway.domain.model import Organisation
 from gateway.domain.plan import PlanTransfer
-from gateway.domain.receipt import ReceiptStatus, Refused
+from gateway.domain.receipt import ReceiptError, ReceiptStatus, Refused
 from mappings.outbound import to_msghead
+from mappings.plo import namespaces as ns
 from mappings.plo.apprec import apprec_to_receipt, apprec_version
 from mappings.plo.msghead import Party, to_bytes
 from mappings.plo.xmlsafe import parse_xml
@@ -192,6 +215,12 @@ class NhnMsh(HttpAdapterBase):
         self._warned: set[str] = set()
         #: documents for the gateway found by the last polls, not yet taken (by handle)
         self._inbound: dict[str, InboundDocument] = {}
+        #: the gateway's keys, certificates and trusted CAs (IPGW_NHN_*), read when needed
+        self.cms = GatewayCms(context.settings)
+        #: HER-ids delivered to without CMS (``encryption = "none"``) by this process: their
+        #: plain answers are accepted, as are those of entries the directory marks so
+        self._plain_peers: set[int] = set()
+        self._directory_cache: tuple[tuple[int, int], Directory | None] | None = None
 
     # ------------------------------------------------------------------ delivering
 
@@ -217,11 +246,14 @@ class NhnMsh(HttpAdapterBase):
                 "written as a MsgHead for this platform",
                 code="T99",
             ) from None
+        document, content_type, protection = self._protect(
+            settings, delivery.unit.her_id, to_bytes(built.root)
+        )
         body = {
             "receiverHerIds": [delivery.unit.her_id],
             "senderHerId": sender_her_id,
-            "businessDocument": base64.b64encode(to_bytes(built.root)).decode("ascii"),
-            "contentType": "application/xml",
+            "businessDocument": base64.b64encode(document).decode("ascii"),
+            "contentType": content_type,
             "contentTransferEncoding": "base64",
             "schemaVersion": "1.2",
         }
@@ -241,12 +273,81 @@ class NhnMsh(HttpAdapterBase):
         form = built.form or (
             "MsgHead with structured IP content" if structured else "MsgHead, Dialogmelding only"
         )
-        detail = f"posted to the NHN message service ({form}); the AppRec comes later"
+        detail = f"posted to the NHN message service ({form}; {protection}); the AppRec comes later"
         if remote is None:
             detail += "; the service's answer held no readable message id"
         if built.note:
             detail += f"; {built.note}"
         return Delivered(detail, remote_ref=remote, acknowledgement=None)
+
+    def _protect(
+        self, settings: Mapping[str, Any], her_id: int, document: bytes
+    ) -> tuple[bytes, str, str]:
+        """The business document as it travels, its content type, and how (for the detail).
+
+        Signed by the gateway, then encrypted to the receiver's certificate. Plain only for a
+        peer whose entry says ``encryption = "none"`` (the simulated and test peers): a
+        receiver without a certificate is a configuration fault the operator must fix, so the
+        delivery fails at once (MISCONFIGURED, final) rather than send a person's data in clear
+        or wait through retries that cannot help.
+        """
+        if _encryption(settings) == "none":
+            self._plain_peers.add(her_id)
+            return document, "application/xml", 'plain: encryption = "none"'
+        try:
+            signer = self.cms.signer()
+            trust = self.cms.trust()
+            recipient = self._receiver_certificate(settings, her_id)
+        except CmsConfigError as e:
+            raise DeliveryFailed(Cause.MISCONFIGURED, str(e)) from None
+        # a receiver would refuse our expired certificate (S02), and one cannot be written to
+        # a certificate that is not valid: both are for the operator to renew, said at once
+        try:
+            trust.check(signer.certificate, signer.chain, usage="sign")
+        except CmsRefused as e:
+            raise DeliveryFailed(
+                Cause.MISCONFIGURED, f"the gateway's signing {e.detail} ({e.code})"
+            ) from None
+        try:
+            trust.check(recipient, usage="encrypt")
+        except CmsRefused as e:
+            raise DeliveryFailed(
+                Cause.MISCONFIGURED,
+                f"the receiver's (HER-id {her_id}) encryption {e.detail} ({e.code})",
+            ) from None
+        try:
+            sealed = seal(document, signer, recipient)
+        except (TypeError, ValueError):
+            # CMS key transport here takes RSA, which the sector's certificates are
+            raise DeliveryFailed(
+                Cause.MISCONFIGURED,
+                f"the receiver's (HER-id {her_id}) encryption certificate has no RSA key",
+            ) from None
+        self._plain_peers.discard(her_id)
+        return sealed, CONTENT_TYPE, "signed and encrypted with CMS"
+
+    def _receiver_certificate(self, settings: Mapping[str, Any], her_id: int) -> x509.Certificate:
+        """The entry's ``encryption_cert`` (relative to the directory file), else
+        ``<her_id>.pem`` in IPGW_NHN_CERT_DIR (certificates from Adresseregisteret)."""
+        configured = settings.get("encryption_cert")
+        gateway = self.context.settings
+        if configured is not None:
+            if not isinstance(configured, str) or not configured.strip():
+                raise CmsConfigError("adapter setting 'encryption_cert' must be a file path")
+            path = Path(configured)
+            if not path.is_absolute():
+                path = gateway.directory_file.parent / path
+        elif (
+            gateway.nhn_cert_dir is not None and (gateway.nhn_cert_dir / f"{her_id}.pem").is_file()
+        ):
+            path = gateway.nhn_cert_dir / f"{her_id}.pem"
+        else:
+            raise CmsConfigError(
+                f"no encryption certificate for the receiver (HER-id {her_id}): give its "
+                "directory entry 'encryption_cert', or put the certificate from "
+                f"Adresseregisteret in IPGW_NHN_CERT_DIR as {her_id}.pem"
+            )
+        return self.cms.certificate(path)
 
     def _structured(self, settings: Mapping[str, Any]) -> bool:
         value = settings.get("structured")
@@ -292,9 +393,9 @@ class NhnMsh(HttpAdapterBase):
         if not response.is_success:
             raise status_failure(response, what)
         acks = []
-        for nhn_id in _unread_ids(response, her_id):
+        for nhn_id, sender in _unread(response, her_id):
             try:
-                ack = await self._answer(base, settings, her_id, nhn_id)
+                ack = await self._answer(base, settings, nhn_id, sender)
             except DeliveryFailed as e:
                 # stays unread: fetched again on the next poll
                 log.warning("%s: message %s at %s not fetched (%s)", self.name, nhn_id, base, e)
@@ -304,9 +405,16 @@ class NhnMsh(HttpAdapterBase):
         return acks
 
     async def _answer(
-        self, base: str, settings: Mapping[str, Any], her_id: int, nhn_id: str
+        self, base: str, settings: Mapping[str, Any], nhn_id: str, sender: int | None
     ) -> Acknowledgement | None:
-        """The acknowledgement in one unread message, or None (handled or left as it is)."""
+        """The acknowledgement in one unread message, or None (handed in, refused, or left).
+
+        A CMS document is opened first (decrypted, signature and certificate checked); one that
+        does not open is refused with its code and kept for the operator, never read further.
+        A plain one is taken only from a peer marked ``encryption = "none"``. Then the sender
+        it names must be the one NHN delivered it from, and the organisation of the signing
+        certificate (spoofing).
+        """
         what = "NHN message service (business document)"
         response = await self.send(
             settings, "GET", f"{base}/Messages/{nhn_id}/business-document", what
@@ -315,13 +423,40 @@ class NhnMsh(HttpAdapterBase):
             raise status_failure(response, what)
         handle = f"{base}|{nhn_id}"
         try:
-            body = _document_bytes(response)
+            body, content_type = _document(response)
         except ValueError:
-            body = response.content  # not the shape we know: kept as it came, refused at ingest
+            # not the shape we know: kept as it came, refused at ingest (or below)
+            body, content_type = response.content, "application/xml"
+        opened: Opened | None = None
+        if is_cms(content_type):
+            try:
+                opened = open_sealed(body, self.cms.recipients(), self.cms.trust())
+            except CmsConfigError as e:
+                # the gateway's own configuration is at fault, not the sender: left unread,
+                # opened once the operator has configured the keys
+                self._warn_once(nhn_id, base, f"cannot be opened: {e}", what="document")
+                return None
+            except CmsRefused as e:
+                self._refuse(handle, body, content_type, e.code, e.detail)
+                return None
+            body = opened.content
+        elif sender is None or not self._plain_allowed(sender):
+            self._refuse(
+                handle,
+                body,
+                content_type,
+                "S01",
+                "not signed and encrypted (CMS): the gateway takes plain documents only from "
+                'peers marked encryption = "none"',
+            )
+            return None
         try:
             root = parse_xml(body, max_bytes=self.context.settings.max_body_bytes)
         except (ValueError, Refused):
             root = None
+        if root is not None and (mismatch := self._impostor(root, sender, opened)) is not None:
+            self._refuse(handle, body, content_type, *mismatch)
+            return None
         if root is None or apprec_version(root) is None:
             # a message for the gateway to take in (or to keep, refused, for the operator)
             self._inbound[handle] = InboundDocument(body, "application/xml", handle)
@@ -350,8 +485,73 @@ class NhnMsh(HttpAdapterBase):
             message_id=receipt.original_message_id,
             errors=errors,
             detail=f"{detail} (via {self.name})",
-            handle=f"{base}|{nhn_id}",
+            handle=handle,
         )
+
+    def _refuse(self, handle: str, body: bytes, content_type: str, code: str, why: str) -> None:
+        """Hand the document in as refused: kept as it came (REJECTED, ``code``), marked read."""
+        log.warning("%s: document %s refused (%s: %s)", self.name, handle, code, why)
+        self._inbound[handle] = InboundDocument(
+            body,
+            content_type or "application/octet-stream",
+            handle,
+            refused=(ReceiptError(code=code, detail=why),),
+        )
+
+    def _plain_allowed(self, her_id: int) -> bool:
+        if her_id in self._plain_peers:
+            return True
+        directory = self._directory()
+        entry = directory.entry_by_her_id(her_id) if directory is not None else None
+        return entry is not None and entry.settings.get("encryption") == "none"
+
+    def _impostor(
+        self, root: etree._Element, sender: int | None, opened: Opened | None
+    ) -> tuple[str, str] | None:
+        """Why the document is not from whom it says, or None.
+
+        Checked: the HER-id NHN delivered it from is one the document's sender names (S99);
+        the organisation number in the signing certificate is one the sender names, or the one
+        the directory has for the sender's HER-id (S02). Either is skipped when the document
+        or the certificate names nothing to compare (a certificate without an organisation
+        number, a sender the directory does not know).
+        """
+        her_ids, orgnrs = _sender_identifiers(root)
+        if sender is not None and her_ids and sender not in her_ids:
+            return (
+                "S99",
+                "the document's sender is not the party it came from on the message service "
+                "(transport sender HER-id differs)",
+            )
+        if opened is None or opened.orgnr is None:
+            return None
+        directory = self._directory()
+        known = set(orgnrs)
+        if directory is not None:
+            known |= {o for h in her_ids if (o := directory.orgnr_of_her_id(h)) is not None}
+        if known and opened.orgnr not in known:
+            return (
+                "S02",
+                "the signing certificate belongs to another organisation than the document's "
+                "sender",
+            )
+        return None
+
+    def _directory(self) -> Directory | None:
+        """The directory as it is now (read again when the file changes)."""
+        path = self.context.settings.directory_file
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        stamp = (st.st_mtime_ns, st.st_size)
+        if self._directory_cache is None or self._directory_cache[0] != stamp:
+            try:
+                directory: Directory | None = load_directory(path)
+            except DirectoryError:
+                directory = None
+            self._directory_cache = (stamp, directory)
+        return self._directory_cache[1]
 
     def take_inbound(self) -> list[InboundDocument]:
         documents, self._inbound = list(self._inbound.values()), {}
@@ -360,13 +560,14 @@ class NhnMsh(HttpAdapterBase):
     async def mark_inbound_handled(self, documents: list[InboundDocument]) -> None:
         await self._mark_handles([d.handle for d in documents])
 
-    def _warn_once(self, nhn_id: str, base: str, why: str) -> None:
+    def _warn_once(self, nhn_id: str, base: str, why: str, *, what: str = "AppRec") -> None:
         if nhn_id in self._warned:
             return
         self._warned.add(nhn_id)
         log.warning(
-            "%s: AppRec %s at %s cannot be read (%s): left unread for an operator",
+            "%s: %s %s at %s cannot be read (%s): left unread for an operator",
             self.name,
+            what,
             nhn_id,
             base,
             why,
@@ -414,26 +615,30 @@ def _message_id(response: httpx.Response) -> str | None:
     return body if isinstance(body, str) and 0 < len(body) <= 128 else None
 
 
-def _unread_ids(response: httpx.Response, her_id: int) -> list[str]:
+def _unread(response: httpx.Response, her_id: int) -> list[tuple[str, int | None]]:
+    """(NHN id, the transport sender's HER-id if the list names it) of each unread message."""
     try:
         body = response.json()
     except ValueError:
         body = None
     if not isinstance(body, list):
         raise DeliveryFailed(Cause.UNREADABLE_ANSWER, "unread list: not a JSON array")
-    ids = []
+    found = []
     for item in body:
         if not isinstance(item, dict) or not isinstance(item.get("id"), str):
             continue
         receiver = item.get("receiverHerId")
         if receiver is not None and receiver != her_id:
             continue
-        ids.append(item["id"])
-    return ids
+        sender = item.get("senderHerId")
+        valid = isinstance(sender, int) and not isinstance(sender, bool) and sender > 0
+        found.append((item["id"], sender if valid else None))
+    return found
 
 
-def _document_bytes(response: httpx.Response) -> bytes:
-    """The business document's bytes; ValueError when the envelope is not what we speak."""
+def _document(response: httpx.Response) -> tuple[bytes, str]:
+    """The business document's bytes and content type; ValueError when the envelope is not
+    what we speak."""
     body = response.json()
     if not isinstance(body, dict) or not isinstance(body.get("businessDocument"), str):
         raise ValueError("no businessDocument")
@@ -441,9 +646,53 @@ def _document_bytes(response: httpx.Response) -> bytes:
     if str(encoding).lower() != "base64":
         raise ValueError("contentTransferEncoding is not base64")
     try:
-        return base64.b64decode(body["businessDocument"], validate=True)
+        document = base64.b64decode(body["businessDocument"], validate=True)
     except binascii.Error:
         raise ValueError("businessDocument is not base64") from None
+    content_type = body.get("contentType")
+    return document, content_type if isinstance(content_type, str) else "application/xml"
+
+
+def _encryption(settings: Mapping[str, Any]) -> Literal["cms", "none"]:
+    value = settings.get("encryption", "cms")
+    if value == "cms":
+        return "cms"
+    if value == "none":
+        return "none"
+    raise DeliveryFailed(
+        Cause.MISCONFIGURED, 'adapter setting \'encryption\' must be "cms" (default) or "none"'
+    )
+
+
+def _sender_identifiers(root: etree._Element) -> tuple[set[int], set[str]]:
+    """The HER-ids and organisation numbers a MsgHead's ``MsgInfo/Sender`` or an AppRec's
+    ``Sender`` names, at any level (organisation, department, person): MsgHead ``Ident``
+    (``Id``, ``TypeId``), AppRec ``Inst``/``Dept`` (``Id``, ``TypeId``) and ``AdditionalId``
+    (``Id``, ``Type``)."""
+    sender = root.find(f"{{{ns.MSGHEAD}}}MsgInfo/{{{ns.MSGHEAD}}}Sender")
+    if sender is None:
+        sender = next(
+            (c for c in root if isinstance(c.tag, str) and etree.QName(c).localname == "Sender"),
+            None,
+        )
+    her_ids: set[int] = set()
+    orgnrs: set[str] = set()
+    if sender is None:
+        return her_ids, orgnrs
+    for element in sender.iter():
+        children = {etree.QName(c).localname: c for c in element if isinstance(c.tag, str)}
+        ident = children.get("Id")
+        kind = children.get("TypeId")
+        if kind is None:
+            kind = children.get("Type")
+        if ident is None or kind is None:
+            continue
+        value = (ident.text or "").strip()
+        if kind.get("V") == "HER" and value.isdigit():
+            her_ids.add(int(value))
+        elif kind.get("V") == "ENH" and value:
+            orgnrs.add(value)
+    return her_ids, orgnrs
 
 
 def seed_from_directory(adapter: NhnMsh, context: AdapterContext) -> None:

@@ -47,10 +47,20 @@ class Settings(BaseSettings):
     port: int = 8080
     #: request bodies above this are refused before parsing
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    #: bodies of the other endpoints (operator actions, searches, consents as JSON)
+    max_request_bytes: int = Field(default=256 * 1024, ge=1024)
+    #: requests per second per client (token client_id), over a moving one-second window
+    rate_limit_per_second: int = Field(default=200, ge=1)
     #: synthetic test person ids (month + 40 / + 80); never on in production
     accept_synthetic_ids: bool = False
     #: HMAC key for person pseudonyms; generated into ``data_dir`` when unset
     pseudonym_key: SecretStr | None = None
+    #: keys that seal person data at rest: ``id:base64key`` entries, comma-separated, the
+    #: current (sealing) key first; the others still open what they sealed (gateway/sealing.py)
+    data_keys: SecretStr | None = None
+    #: the same in a file (``id:key`` lines, or TOML when it ends in ``.toml``), mode 600.
+    #: Neither set: a key generated into ``data_dir`` (demo and development only)
+    data_keys_file: Path | None = None
     #: how often the recovery sweep looks for messages that stopped moving, and after how long
     recovery_interval_seconds: float = Field(default=60.0, gt=0)
     stale_after_seconds: float = Field(default=300.0, gt=0)
@@ -67,6 +77,39 @@ class Settings(BaseSettings):
     #: the gateway's own HER-id on Norsk Helsenett (sender of what ``nhn_msh`` posts, and
     #: where recipients' AppRecs arrive); unset: the nhn_msh adapter refuses to deliver
     gateway_her_id: int | None = Field(default=None, ge=1)
+
+    # -- NHN message security: CMS, signed then encrypted (gateway/cms.py, adapters/README.md)
+    #: the gateway's signing key and certificate: a PEM key and a PEM certificate file (leaf
+    #: first, then any intermediate CA certificates, which go along in each signature), or a
+    #: PKCS#12 file (``.p12``) as the key alone. Unset: nothing is posted with CMS.
+    nhn_signing_key: Path | None = None
+    nhn_signing_cert: Path | None = None
+    #: the key and certificate senders encrypt to (an enterprise certificate comes as a signing
+    #: and an encryption pair); unset: the signing pair. Unset both: CMS documents are left
+    #: unread at NHN, warned about, until it is configured.
+    nhn_encryption_key: Path | None = None
+    nhn_encryption_cert: Path | None = None
+    #: the password of the key files, when they are protected
+    nhn_key_password: SecretStr | None = None
+    #: the CA certificates (PEM bundle) trusted for senders' signing and receivers'
+    #: encryption certificates (Buypass, Commfides)
+    nhn_trusted_ca: Path | None = None
+    #: receivers' encryption certificates from Adresseregisteret, one ``<her_id>.pem`` each;
+    #: a directory entry's ``encryption_cert`` setting comes first
+    nhn_cert_dir: Path | None = None
+    #: certificate revocation lists (PEM or DER), refreshed by the operator: a certificate on
+    #: one is refused (S03), a list past its next update refuses what it covers (S99). None:
+    #: revocation is not checked.
+    nhn_crl_files: list[Path] = Field(default_factory=list)
+
+    # -- authentication (gateway/auth/): every caller presents an access token
+    #: the token issuer (``iss``), e.g. ``https://helseid-sts.nhn.no``; unset: the gateway
+    #: trusts only its development issuer, whose key is kept in ``data_dir``
+    auth_issuer: str | None = None
+    #: where the issuer publishes its signing keys (JWKS, https); required with auth_issuer
+    auth_jwks_url: str | None = None
+    #: the audience (``aud``) tokens must name to be accepted here
+    auth_audience: str = "ip-gateway"
 
     # -- delivery (gateway/delivery_policy.py has the rules these tune)
     #: quick tries in process before a failing delivery goes to the first retry tier

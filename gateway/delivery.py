@@ -109,6 +109,9 @@ class InboundDocument:
     content_type: str
     #: the adapter's handle for marking it read once it is kept
     handle: str
+    #: refused by the adapter before any reading (a signature or certificate that does not
+    #: hold, AppRec S01/S02/S03/S99): kept as REJECTED with these errors, never taken in
+    refused: tuple[ReceiptError, ...] = ()
 
 
 @runtime_checkable

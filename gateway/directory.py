@@ -91,6 +91,26 @@ class Directory:
                     return entry.unit
         return None
 
+    def kommuner_of(self, orgnrs: frozenset[str]) -> frozenset[str]:
+        """The kommuner whose KE belongs to one of these organisations (whose inbox a client
+        with their token may read)."""
+        return frozenset(
+            nr
+            for nr, e in self.entries.items()
+            if e.unit.orgnr is not None and e.unit.orgnr in orgnrs
+        )
+
+    def orgnr_of_her_id(self, her_id: int) -> str | None:
+        """The organisasjonsnummer the directory knows for a KE's or health trust's HER-id,
+        active or not."""
+        trust = self.health_trusts.get(her_id)
+        if trust is not None:
+            return trust.unit.orgnr
+        for entry in self.entries.values():
+            if entry.unit.her_id == her_id:
+                return entry.unit.orgnr
+        return None
+
     def adapter_names(self) -> set[str]:
         units: list[ReceivingUnit] = [e.unit for e in self.entries.values()]
         units += [e.unit for e in self.health_trusts.values()]
@@ -98,7 +118,7 @@ class Directory:
 
 
 _KOMMUNE_KEYS = frozenset({"nr", "name", "region", "ke"})
-_KE_KEYS = frozenset({"name", "her_id", "adapter", "active", "settings"})
+_KE_KEYS = frozenset({"name", "her_id", "orgnr", "adapter", "active", "settings"})
 _TRUST_KEYS = frozenset({"name", "orgnr", "her_id", "adapter", "active", "settings"})
 
 
@@ -129,6 +149,7 @@ def load_directory(path: Path) -> Directory:
         raise DirectoryError(f"{path}: kommuner must be [[kommune]] tables")
     entries: dict[str, DirectoryEntry] = {}
     her_ids: dict[int, str] = {}
+    orgnrs: set[str] = set()
     for i, item in enumerate(items):
         _known_keys(path, f"kommune entry #{i + 1}", item, _KOMMUNE_KEYS)
         ke = item.get("ke", {})
@@ -150,6 +171,7 @@ def load_directory(path: Path) -> Directory:
                 name=ke.get("name", ""),
                 her_id=ke.get("her_id", 0),
                 adapter=ke.get("adapter", ""),
+                orgnr=ke.get("orgnr"),
             )
         except ValidationError as e:
             raise _invalid(path, f"kommune entry #{i + 1}", e) from None
@@ -161,10 +183,15 @@ def load_directory(path: Path) -> Directory:
                 f"and {unit.kommune_nr}: a message could reach the wrong KE"
             )
         her_ids[unit.her_id] = unit.kommune_nr
+        if unit.orgnr is not None and unit.orgnr in orgnrs:
+            # one organisation's token would open two kommuner's inboxes
+            raise DirectoryError(f"{path}: orgnr {unit.orgnr} is listed twice")
+        if unit.orgnr is not None:
+            orgnrs.add(unit.orgnr)
         entries[unit.kommune_nr] = DirectoryEntry(unit, dict(settings), active)
     if not entries:
         raise DirectoryError(f"{path}: lists no kommune")
-    trusts = _health_trusts(path, data.get("helseforetak", []), her_ids)
+    trusts = _health_trusts(path, data.get("helseforetak", []), her_ids, orgnrs)
     meta = data.get("meta", {})
     if not isinstance(meta, dict):
         raise DirectoryError(f"{path}: [meta] must be a table")
@@ -175,12 +202,14 @@ def load_directory(path: Path) -> Directory:
     )
 
 
-def _health_trusts(path: Path, items: Any, her_ids: dict[int, str]) -> dict[int, HealthTrustEntry]:
-    """The ``[[helseforetak]]`` entries; their HER-ids may not be any KE's (nor each other's)."""
+def _health_trusts(
+    path: Path, items: Any, her_ids: dict[int, str], orgnrs: set[str]
+) -> dict[int, HealthTrustEntry]:
+    """The ``[[helseforetak]]`` entries; their HER-ids and orgnrs may not be any KE's (nor
+    each other's)."""
     if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
         raise DirectoryError(f"{path}: health trusts must be [[helseforetak]] tables")
     trusts: dict[int, HealthTrustEntry] = {}
-    orgnrs: set[str] = set()
     for i, item in enumerate(items):
         _known_keys(path, f"helseforetak entry #{i + 1}", item, _TRUST_KEYS)
         settings = item.get("settings", {})

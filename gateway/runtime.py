@@ -7,11 +7,16 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from gateway.auth.dev_issuer import DevIssuer
+from gateway.auth.rate_limits import RateLimits
+from gateway.auth.setup import verifier_for
+from gateway.auth.tokens import TokenVerifier
 from gateway.config import Settings
 from gateway.delivery import AdapterContext, AdapterRegistry
 from gateway.directory import Directory, load_directory
 from gateway.population import PopulationRegister, load_file_register
 from gateway.pseudonym import Pseudonymizer, load_or_create_key
+from gateway.sealing import load_keyring
 from gateway.store.database import Database
 from gateway.transport import OutboxRelay, Topics
 from mappings.plo.xsd import SchemaSet, load_schema_set
@@ -29,6 +34,12 @@ class Runtime:
     topics: Topics
     pseudonymize: Pseudonymizer
     adapters: AdapterRegistry
+    #: checks every caller's bearer token (gateway/api/auth.py)
+    verifier: TokenVerifier
+    rate_limits: RateLimits
+    #: the development issuer the verifier trusts when no real one is configured; it mints
+    #: the demo's and tests' tokens
+    dev_issuer: DevIssuer | None = None
     #: where a person lives when a notice does not say; None when none is configured
     population: PopulationRegister | None = None
     #: the KITH schema set for XML ingest; None when the XSDs are not installed
@@ -49,7 +60,7 @@ class Runtime:
 
 def build_runtime(settings: Settings) -> Runtime:
     directory = load_directory(settings.directory_file)
-    db = Database(settings.resolved_database_url)
+    db = Database(settings.resolved_database_url, load_keyring(settings))
     key = load_or_create_key(
         settings.pseudonym_key.get_secret_value() if settings.pseudonym_key else None,
         settings.data_dir,
@@ -61,7 +72,11 @@ def build_runtime(settings: Settings) -> Runtime:
         if settings.population_register_file
         else None
     )
+    verifier, dev_issuer = verifier_for(settings)
     return Runtime(
+        verifier=verifier,
+        dev_issuer=dev_issuer,
+        rate_limits=RateLimits(settings.rate_limit_per_second),
         population=population,
         schemas=_schemas(settings),
         settings=settings,

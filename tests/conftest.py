@@ -19,6 +19,7 @@ from gateway.config import Settings
 from gateway.demo.process import GatewayProcess
 from gateway.runtime import Runtime
 from tests.standards import standards_dir
+from tests.tokens import TestTokens
 
 # the gateway processes the e2e tests start find the official XSDs wherever the clone is
 os.environ.setdefault("IPGW_XSD_DIR", str(standards_dir() / "xsd"))
@@ -53,8 +54,11 @@ async def gateway(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, 
     app = create_app(settings)
     async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as manager:
         transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as c:
-            yield c, app.state.runtime
+        rt: Runtime = app.state.runtime
+        assert rt.dev_issuer is not None
+        auth = TestTokens(rt.dev_issuer, lambda: rt.directory, client_id="tests")
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw", auth=auth) as c:
+            yield c, rt
 
 
 @pytest.fixture

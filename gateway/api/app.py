@@ -10,6 +10,7 @@ from fastapi.staticfiles import StaticFiles
 
 from gateway import __version__
 from gateway.api import consent, console, fhir, ke, metrics, ops, plo, problems, receipts
+from gateway.api.body_limit import BodyLimit
 from gateway.api.correlation import CorrelationId
 from gateway.config import Settings
 from gateway.console import STATIC
@@ -42,6 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.runtime = None
+    app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
     app.add_middleware(CorrelationId)
     problems.install(app)
     for module in (fhir, consent, plo, ke, receipts, ops, metrics, console):

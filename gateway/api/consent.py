@@ -12,12 +12,14 @@ import uuid
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import Connection
 
+from gateway.api.auth import Sender, actor_of, needs
 from gateway.api.deps import Turned, runtime, take_body
 from gateway.api.problems import FHIR_JSON, Problem, operation_outcome, receipt_issues
+from gateway.auth.tokens import SCOPE_CONSENT_READ, Caller
 from gateway.domain.consent import ConsentRecord
 from gateway.domain.identifiers import InvalidIdentifier, PersonIdKind, parse_person_id
 from gateway.domain.model import MessageKind
@@ -31,6 +33,8 @@ from mappings.fhir.consent import read_consent, write_consent
 
 router = APIRouter(prefix="/fhir", tags=["FHIR"])
 
+ConsentReader = Annotated[Caller, Depends(needs(SCOPE_CONSENT_READ))]
+
 _JSON_TYPES = ("application/fhir+json", "application/json")
 
 
@@ -43,7 +47,7 @@ _JSON_TYPES = ("application/fhir+json", "application/json")
         400: {"description": "Refused (kept as REJECTED), OperationOutcome with the code"},
     },
 )
-async def post_consent(request: Request) -> JSONResponse:
+async def post_consent(request: Request, _: Sender) -> JSONResponse:
     """``X-Messages-Moved``: how many of the person's waiting messages the consent moved on
     (released, or stopped by a refusal or withdrawal)."""
     rt = runtime(request)
@@ -98,6 +102,7 @@ def _outcome(status: int, receipt: Receipt) -> JSONResponse:
 @router.get("/Consent", summary="The consents on record for a person (searchset Bundle)")
 async def search_consents(
     request: Request,
+    caller: ConsentReader,
     patient: Annotated[
         str | None,
         Query(
@@ -107,22 +112,26 @@ async def search_consents(
     ] = None,
     patient_identifier: Annotated[str | None, Query(alias="patient.identifier")] = None,
 ) -> JSONResponse:
-    return await _search(request, patient or patient_identifier)
+    return await _search(request, caller, patient or patient_identifier)
 
 
 @router.post("/Consent/_search", summary="The consents on record for a person (form search)")
 async def search_consents_form(
     request: Request,
+    caller: ConsentReader,
     patient: Annotated[str | None, Form()] = None,
     patient_identifier: Annotated[str | None, Form(alias="patient.identifier")] = None,
 ) -> JSONResponse:
-    return await _search(request, patient or patient_identifier)
+    return await _search(request, caller, patient or patient_identifier)
 
 
-async def _search(request: Request, token: str | None) -> JSONResponse:
+async def _search(request: Request, caller: Caller, token: str | None) -> JSONResponse:
+    """Authorised callers only (``ipgw/consent.read``); each look is on the audit log, with
+    the pseudonym's start for the person (never the id)."""
     rt = runtime(request)
     person_id, kind = _person(token, rt.settings.accept_synthetic_ids)
-    records = await rt.db.read(_records, rt.pseudonymize(person_id))
+    pseudonym = rt.pseudonymize(person_id)
+    records = await rt.db.write(_looked_up, pseudonym, actor_of(caller))
     entries: list[dict[str, Any]] = [
         {"fullUrl": f"urn:uuid:{uuid.uuid4()}", "resource": write_consent(person_id, kind, r)}
         for r in records
@@ -131,6 +140,11 @@ async def _search(request: Request, token: str | None) -> JSONResponse:
     if entries:
         bundle["entry"] = entries
     return JSONResponse(bundle, media_type=FHIR_JSON)
+
+
+def _looked_up(conn: Connection, pseudonym: str, actor: str) -> list[ConsentRecord]:
+    repo.audit(conn, actor, "read-consents", f"pseudonym:{pseudonym[:12]}", None)
+    return _records(conn, pseudonym)
 
 
 def _records(conn: Connection, pseudonym: str) -> list[ConsentRecord]:

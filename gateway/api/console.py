@@ -2,9 +2,10 @@
 overview, the audited look-ups (a search by person, a message's content), releasing a held
 message. The console itself is static files (gateway/console/), no build step.
 
-Roles, until issue 8's tokens name them: ``X-Operator-Role`` is ``viewer`` (metadata),
-``operator`` (metadata and actions) or ``privileged`` (also content). Every look at person data
-and every action is written to ``audit_log`` with who, what, when and why.
+Who may do what follows from the bearer token's scopes (gateway/api/auth.py): ``ipgw/ops.read``
+sees metadata, ``ipgw/ops.act`` acts, ``ipgw/ops.content`` (the privileged role) may also see
+content. Every look at person data and every action is written to ``audit_log`` with who,
+what, when and why.
 """
 
 from __future__ import annotations
@@ -12,16 +13,17 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
-from enum import StrEnum
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import Connection
 
+from gateway.api.auth import OperatorReading, needs, operator_name
 from gateway.api.deps import runtime
 from gateway.api.ops import MAX_BATCH, MessagePage, Operator, acted_on, decide_anew, page_of
 from gateway.api.problems import Problem
+from gateway.auth.tokens import SCOPE_OPS_CONTENT, SCOPE_OPS_READ
 from gateway.domain.content import Content, load_content, person_of
 from gateway.domain.identifiers import InvalidIdentifier, birth_date, parse_person_id
 from gateway.domain.plan import PlanTransfer
@@ -31,29 +33,7 @@ from gateway.runtime import Runtime
 from gateway.store import repository as repo
 from mappings.codes.kommune_register import kommune_register
 
-router = APIRouter(tags=["Operator console"])
-
-
-class Role(StrEnum):
-    VIEWER = "viewer"
-    OPERATOR = "operator"
-    PRIVILEGED = "privileged"
-
-
-def role(
-    x_operator_role: Annotated[
-        Role, Header(alias="X-Operator-Role", description="viewer, operator or privileged")
-    ] = Role.VIEWER,
-) -> Role:
-    return x_operator_role
-
-
-RoleHeader = Annotated[Role, Depends(role)]
-
-
-def _may_act(r: Role) -> None:
-    if r is Role.VIEWER:
-        raise Problem(403, "role-cannot-act", "A viewer may look, not act", "role operator")
+router = APIRouter(tags=["Operator console"], dependencies=[Depends(needs(SCOPE_OPS_READ))])
 
 
 # --------------------------------------------------------------------------- overview
@@ -257,10 +237,11 @@ class ContentView(BaseModel):
     summary="A message's content, for the privileged role only (audited)",
 )
 async def content(
-    request: Request, message_id: str, body: Why, actor: Operator, r: RoleHeader
+    request: Request, message_id: str, body: Why, caller: OperatorReading
 ) -> ContentView:
     rt = runtime(request)
-    if r is not Role.PRIVILEGED:
+    actor = operator_name(caller)
+    if not caller.has(SCOPE_OPS_CONTENT):
         await rt.db.write(repo.audit, actor, "content-denied", message_id, body.reason)
         raise Problem(403, "content-not-allowed", "Only the privileged role may see content")
     m = await rt.db.write(_content, message_id, body.reason, actor)
@@ -317,8 +298,7 @@ class Released(BaseModel):
     response_model=Released,
     summary="A held message decided anew now (consent, routing): released if it may go",
 )
-async def release(request: Request, message_id: str, actor: Operator, r: RoleHeader) -> Released:
-    _may_act(r)
+async def release(request: Request, message_id: str, actor: Operator) -> Released:
     rt = runtime(request)
     status = await rt.db.write(_release, rt, message_id, actor)
     rt.committed()
@@ -347,12 +327,9 @@ class RouteTo(BaseModel):
     response_model=Released,
     summary="A message held for routing sent to the kommune the operator names",
 )
-async def route_to(
-    request: Request, message_id: str, body: RouteTo, actor: Operator, r: RoleHeader
-) -> Released:
+async def route_to(request: Request, message_id: str, body: RouteTo, actor: Operator) -> Released:
     """For a message whose kommunenummer a split made ambiguous: the operator names one of the
     candidates (the reason lists them); 409 for another number or a message not so held."""
-    _may_act(r)
     rt = runtime(request)
     status = await rt.db.write(_route_to, rt, message_id, body.kommune, actor)
     rt.committed()

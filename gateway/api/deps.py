@@ -47,7 +47,11 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 def caller(request: Request) -> str:
-    """Who sent the request, for the timeline (authentication will name the client)."""
+    """Who sent the request, for the timeline: the token's client (gateway/api/auth.py sets
+    ``request.state.actor``), else the address it came from."""
+    actor = getattr(request.state, "actor", None)
+    if isinstance(actor, str):
+        return f"client:{actor}"
     host = request.client.host if request.client else "unknown"
     return f"http:{host}"
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from gateway.api.auth import Sender, spoofed
 from gateway.api.deps import Turned, runtime, take_body
 from gateway.api.problems import operation_outcome, receipt_issues
-from gateway.pipeline.ingest import IngestRefused, accept_fhir
+from gateway.pipeline.ingest import SPOOFED, IngestRefused, SenderSpoofed, accept_fhir
 
 router = APIRouter(prefix="/fhir", tags=["FHIR"])
 
@@ -21,11 +22,13 @@ _JSON_TYPES = ("application/fhir+json", "application/json")
     responses={
         202: {"description": "Stored and queued; OperationOutcome.id is the gateway message id"},
         400: {"description": "Refused (kept as REJECTED); the receipt says why"},
+        401: {"description": "No valid bearer token (the problem code says why)"},
+        403: {"description": "sender-spoofed (kept as REJECTED) or scope-missing"},
         413: {"description": "Body too large"},
         415: {"description": "Not FHIR JSON"},
     },
 )
-async def process_message(request: Request) -> JSONResponse:
+async def process_message(request: Request, caller: Sender) -> JSONResponse:
     """Asynchronous FHIR messaging: the answer says the message is safely kept, not processed.
 
     The outcome comes as a receipt at ``GET /receipts/{id}`` (the ``Location`` header). Sending
@@ -39,7 +42,12 @@ async def process_message(request: Request) -> JSONResponse:
         issues = [("error", issue, f"{e.code} {e.detail}") for e in got.receipt.errors]
         return _refused(got.status, str(got.receipt.gateway_message_id), issues)
     try:
-        accepted = await accept_fhir(rt, got.body, got.content_type, got.caller)
+        accepted = await accept_fhir(
+            rt, got.body, got.content_type, got.caller, caller.organisations
+        )
+    except SenderSpoofed as e:
+        await spoofed(request, caller)
+        return _refused(403, e.message_id, [("error", "forbidden", SPOOFED.detail or "")])
     except IngestRefused as e:
         return _refused(400, e.message_id, receipt_issues(e.errors))
     note = (

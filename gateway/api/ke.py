@@ -6,10 +6,11 @@ import datetime as dt
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Body, Path, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import Connection
 
+from gateway.api.auth import own_inbox
 from gateway.api.deps import runtime, wants_xml
 from gateway.api.problems import FHIR_JSON, Problem
 from gateway.domain.content import load_content
@@ -22,7 +23,9 @@ from gateway.store import repository as repo
 from mappings.outbound import to_fhir, to_msghead
 from mappings.plo.msghead import Party, default_endpoint, to_bytes
 
-router = APIRouter(prefix="/ke/{kommunenr}", tags=["KE inbox"])
+#: only the KE's own system: the token's organisation is the one the directory lists for the
+#: kommune's KE (gateway/api/auth.py)
+router = APIRouter(prefix="/ke/{kommunenr}", tags=["KE inbox"], dependencies=[Depends(own_inbox)])
 
 XML = "application/xml"
 KommuneParam = Annotated[str, Path(pattern=r"^[0-9]{4}$", description="kommunenummer")]

@@ -8,17 +8,17 @@ import base64
 import binascii
 import datetime as dt
 import logging
-import re
 from collections.abc import Collection
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, Field
 from sqlalchemy import Connection
 
 from gateway import directory_watch
+from gateway.api.auth import OperatorActing, OperatorReading, operator_name
 from gateway.api.deps import runtime
 from gateway.api.problems import Problem
 from gateway.domain.content import load_content
@@ -34,31 +34,11 @@ log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["Operations"])
 
-_OPERATOR = re.compile(r"[A-Za-z0-9._@-]{1,64}")
 
-
-def operator(
-    x_operator: Annotated[
-        str | None,
-        Header(
-            alias="X-Operator",
-            description="Who acts: 1–64 characters of A-Z a-z 0-9 . _ @ -",
-        ),
-    ] = None,
-) -> str:
-    """The actor an operator's action is recorded under, so the timeline says who did it.
-
-    A stopgap: the header is taken on trust. Authentication with tokens comes later and will
-    name the operator instead of this header.
-    """
-    if x_operator is None or not _OPERATOR.fullmatch(x_operator):
-        raise Problem(
-            400,
-            "operator-required",
-            "An operator action needs the X-Operator header",
-            "1–64 characters of A-Z a-z 0-9 . _ @ -",
-        )
-    return f"operator:{x_operator}"
+async def operator(caller: OperatorActing) -> str:
+    """The actor an operator's action is recorded under: the person acting (the token's
+    ``sub``), so the timeline and the audit log say who did it."""
+    return operator_name(caller)
 
 
 Operator = Annotated[str, Depends(operator)]
@@ -99,7 +79,7 @@ class Stats(BaseModel):
 
 
 @router.get("/stats", response_model=Stats, summary="Messages per status, inbox depths")
-async def stats(request: Request) -> Stats:
+async def stats(request: Request, _: OperatorReading) -> Stats:
     rt = runtime(request)
     return await rt.db.read(_stats)
 
@@ -169,7 +149,7 @@ class MessageView(BaseModel):
 
 
 @router.get("/messages/{message_id}", response_model=MessageView, summary="Status and timeline")
-async def message(request: Request, message_id: str) -> MessageView:
+async def message(request: Request, message_id: str, _: OperatorReading) -> MessageView:
     rt = runtime(request)
     m, events, deliveries, children = await rt.db.read(_message_and_events, message_id)
     if m is None:
@@ -246,6 +226,7 @@ def _retry(conn: Connection, rt: Runtime, message_id: str, actor: str) -> Messag
         conn, message_id, {MessageStatus.DEAD}, "not-dead", "Only a DEAD message can be retried"
     )
     assert m.canonical is not None
+    repo.audit(conn, actor, "retry", m.id, None)
     return decide_anew(conn, rt, m, m.canonical, actor, "retry requested")
 
 
@@ -292,7 +273,7 @@ class DirectoryReload(BaseModel):
     response_model=DirectoryReload,
     summary="Load the directory file again now (it is also watched)",
 )
-async def reload_directory(request: Request) -> DirectoryReload:
+async def reload_directory(request: Request, _: OperatorActing) -> DirectoryReload:
     """A file that does not load leaves the directory in force as it was; ``error`` says why."""
     result = directory_watch.reload(runtime(request))
     return DirectoryReload(changed=result.changed, kommuner=result.kommuner, error=result.error)
@@ -370,6 +351,7 @@ def page_of(rows: list[repo.MessageSummary], limit: int) -> MessagePage:
 )
 async def ops_messages(
     request: Request,
+    _: OperatorReading,
     status: Annotated[
         list[MessageStatus] | None, Query(description="repeatable, e.g. DEAD, HELD_CONSENT")
     ] = None,
@@ -515,6 +497,7 @@ def _retry_one(
         return None, "unknown-message"
     if m.status is not MessageStatus.DEAD or m.canonical is None:
         return m.status.value, "not-dead"
+    repo.audit(conn, actor, "retry", m.id, "bulk")
     return decide_anew(conn, rt, m, m.canonical, actor, "retry requested (bulk)").value, None
 
 
@@ -581,6 +564,7 @@ def _discard(
         sends_on=False,
     )
     repo.add_event(conn, m.id, Stage.OPERATOR, None, f"discarded: {reason}", actor)
+    repo.audit(conn, actor, "discard", m.id, reason)
     notice = load_content(m.kind, m.canonical) if m.canonical else None
     receipts.reject(conn, rt, m, Stage.OPERATOR, (DISCARDED,), notice=notice, actor=actor)
     return MessageStatus.REJECTED

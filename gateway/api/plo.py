@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
+from gateway.api.auth import Sender, spoofed
 from gateway.api.deps import Turned, runtime, take_body
 from gateway.domain.model import Organisation
 from gateway.domain.receipt import Receipt, ReceiptStatus
-from gateway.pipeline.ingest import ConsentFiled, IngestRefused, accept_plo
+from gateway.pipeline.ingest import ConsentFiled, IngestRefused, SenderSpoofed, accept_plo
 from gateway.pipeline.receipts import XML_TYPES
 from gateway.runtime import Runtime
 from gateway.store import repository as repo
@@ -35,11 +36,17 @@ APPREC_XML = "application/xml"
             "description": "Refused (kept as REJECTED): a rejecting AppRec 1.1 with the 8221 code",
             "content": {APPREC_XML: {}},
         },
+        401: {"description": "No valid bearer token (the problem code says why)"},
+        403: {
+            "description": "The MsgHead sender is not the token's organisation (kept as "
+            "REJECTED; AppRec X99 sender-spoofed), or scope-missing",
+            "content": {APPREC_XML: {}},
+        },
         413: {"description": "Body too large (AppRec T99)", "content": {APPREC_XML: {}}},
         415: {"description": "Not XML (AppRec T10)", "content": {APPREC_XML: {}}},
     },
 )
-async def post_plo(request: Request) -> Response:
+async def post_plo(request: Request, caller: Sender) -> Response:
     """The MsgHead is parsed (no DTDs, no entities, no network), checked against the official
     KITH XSDs and read at once; a refusal answers with the rejecting AppRec right away. What
     is accepted is answered later with the KE's AppRec at ``GET /receipts/{id}`` (send
@@ -51,7 +58,12 @@ async def post_plo(request: Request) -> Response:
     if isinstance(got, Turned):
         return _apprec(got.status, got.receipt)
     try:
-        accepted = await accept_plo(rt, got.body, got.content_type, got.caller)
+        accepted = await accept_plo(
+            rt, got.body, got.content_type, got.caller, caller.organisations
+        )
+    except SenderSpoofed as e:
+        await spoofed(request, caller)
+        return _apprec(403, e.receipt)
     except IngestRefused as e:
         return _apprec(400, e.receipt)
     if isinstance(accepted, ConsentFiled):

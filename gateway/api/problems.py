@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -10,6 +11,9 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway.domain.receipt import ReceiptError
+from gateway.sealing import SealBroken
+
+log = logging.getLogger(__name__)
 
 PROBLEM_BASE = "https://ipgw.example/problems/"
 FHIR_JSON = "application/fhir+json"
@@ -20,13 +24,21 @@ _ISSUE_TYPE = {"T01": "structure", "T02": "structure", "T10": "not-supported", "
 
 class Problem(Exception):
     def __init__(
-        self, status: int, slug: str, title: str, detail: str | None = None, **extra: Any
+        self,
+        status: int,
+        slug: str,
+        title: str,
+        detail: str | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
     ) -> None:
         super().__init__(title)
         self.status = status
         self.slug = slug
         self.title = title
         self.detail = detail
+        self.headers = headers
         self.extra = extra
 
     def body(self, instance: str | None = None) -> dict[str, Any]:
@@ -41,19 +53,35 @@ class Problem(Exception):
 
 def problem_response(problem: Problem, request: Request) -> JSONResponse:
     if request.url.path.startswith("/fhir"):
+        # the problem's code leads, so a FHIR client can tell an expired token from a spoof
         return operation_outcome(
             problem.status,
-            [("error", _http_issue(problem.status), problem.detail or problem.title)],
+            [
+                (
+                    "error",
+                    _http_issue(problem.status),
+                    f"{problem.slug}: {problem.detail or problem.title}",
+                )
+            ],
+            headers=problem.headers,
         )
     return JSONResponse(
         problem.body(request.url.path),
         status_code=problem.status,
         media_type="application/problem+json",
+        headers=problem.headers,
     )
 
 
 def _http_issue(status: int) -> str:
-    return {413: "too-costly", 415: "not-supported", 404: "not-found"}.get(status, "invalid")
+    return {
+        401: "login",
+        403: "forbidden",
+        404: "not-found",
+        413: "too-costly",
+        415: "not-supported",
+        429: "throttled",
+    }.get(status, "invalid")
 
 
 def operation_outcome(
@@ -100,3 +128,13 @@ def install(app: FastAPI) -> None:
             f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors()
         )
         return problem_response(Problem(422, "invalid-request", "Invalid request", where), request)
+
+    @app.exception_handler(SealBroken)
+    async def _sealed(request: Request, exc: SealBroken) -> JSONResponse:
+        # a stored value that does not open (altered, or under a key no longer configured):
+        # refuse loudly rather than answer without it; the text names a key id, never data
+        log.error("a stored value does not open on %s: %s", request.url.path, exc)
+        return problem_response(
+            Problem(500, "stored-data-unreadable", "A stored value does not open", str(exc)),
+            request,
+        )

@@ -6,8 +6,10 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import Connection
 
+from gateway.api.auth import Authenticated, actor_of, is_client, refuse
 from gateway.api.deps import runtime, wants_xml
 from gateway.api.problems import Problem
+from gateway.auth.tokens import SCOPE_OPS_READ, SCOPE_SEND
 from gateway.domain.receipt import Receipt
 from gateway.store import repository as repo
 from mappings.plo.apprec import receipt_to_apprec
@@ -30,9 +32,23 @@ APPREC_XML = "application/xml"
         404: {"description": "unknown-message, or receipt-pending with the message's status"},
     },
 )
-async def receipt(request: Request, message_id: str, version: str = "1.1") -> Response:
-    """404 ``receipt-pending`` (with the current status) until the message is answered."""
+async def receipt(
+    request: Request, message_id: str, caller: Authenticated, version: str = "1.1"
+) -> Response:
+    """404 ``receipt-pending`` (with the current status) until the message is answered.
+
+    A sender (``ipgw/messages.send``) reads the receipts of what its own client sent; an
+    operator (``ipgw/ops.read``) any. For any other message the answer is the same 404 as
+    for an unknown id: whether a message exists is not told to others.
+    """
     rt = runtime(request)
+    sent_by = await rt.db.read(repo.received_by, message_id)
+    if not caller.has(SCOPE_OPS_READ) and not (
+        caller.has(SCOPE_SEND) and sent_by is not None and is_client(sent_by, caller)
+    ):
+        if sent_by is not None:
+            await refuse(rt, request, 404, "not-your-message", "", who=actor_of(caller))
+        raise Problem(404, "unknown-message", "No message with this id")
     found, message = await rt.db.read(_receipt_or_message, message_id)
     if found is not None:
         if wants_xml(request.headers.get("accept", "")):

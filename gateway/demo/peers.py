@@ -95,12 +95,13 @@ async def hospital(
     seed: int = 1,
     flaws: bool = True,
     takes_part_share: float = 0.0,
+    auth: httpx.Auth | None = None,
 ) -> None:
     """Post notices at ``rate`` per second until cancelled; ``takes_part_share`` of them say
     the health trust takes part."""
     rng = random.Random(seed)  # noqa: S311 - test data, not secrets
     pending: set[asyncio.Task[None]] = set()
-    async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
+    async with httpx.AsyncClient(base_url=base_url, timeout=10, auth=auth) as client:
         while True:
             roll = rng.random()
             flaw = None
@@ -172,10 +173,15 @@ async def _consent_later(
 
 
 async def coordinating_unit(
-    base_url: str, kommune_nr: str, acked: Counter[str], *, interval: float = 1.0
+    base_url: str,
+    kommune_nr: str,
+    acked: Counter[str],
+    *,
+    interval: float = 1.0,
+    auth: httpx.Auth | None = None,
 ) -> None:
     """Poll the KE inbox and acknowledge every notice, until cancelled."""
-    async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
+    async with httpx.AsyncClient(base_url=base_url, timeout=10, auth=auth) as client:
         while True:
             try:
                 r = await client.get(f"/ke/{kommune_nr}/inbox", params={"limit": 100})
@@ -196,6 +202,7 @@ async def plan_platform(
     *,
     interval: float = 6.0,
     seed: int = 2,
+    auth: httpx.Auth | None = None,
 ) -> None:
     """A kommune's IP platform, until cancelled: every ``interval`` seconds a person moves
     (old, new) with their plan, in which a doctor at Helse Møre og Romsdal takes part; the
@@ -203,7 +210,7 @@ async def plan_platform(
     the new kommune's platform sends the plan's next version as an update, which goes to the
     trust only."""
     rng = random.Random(seed)  # noqa: S311 - test data, not secrets
-    async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
+    async with httpx.AsyncClient(base_url=base_url, timeout=10, auth=auth) as client:
         while True:
             old, new = rng.choice(moves)
             moved = make_transfer(rng, old, new, health_trust=HELSE_MORE_OG_ROMSDAL)

@@ -8,10 +8,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
+from gateway.auth.dev_issuer import DevIssuer
 from gateway.broker import free_port
+from gateway.config import DEFAULT_DIRECTORY
+from gateway.demo.tokens import PartyTokens
+from gateway.directory import load_directory
 
 
 class GatewayProcess:
@@ -51,6 +56,14 @@ class GatewayProcess:
                 pass
             time.sleep(0.1)
         raise RuntimeError("gateway did not become ready")
+
+    def auth(self, **options: Any) -> PartyTokens:
+        """The tokens its callers carry: minted by the development issuer whose key the
+        gateway keeps in its data directory (gateway/demo/tokens.py)."""
+        issuer = DevIssuer.load_or_create(self.data_dir)
+        listed = self.env.get("IPGW_DIRECTORY_FILE")
+        directory = load_directory(Path(listed) if listed else DEFAULT_DIRECTORY)
+        return PartyTokens(issuer, lambda: directory, **options)
 
     def kill(self) -> None:
         assert self.proc is not None

@@ -17,9 +17,12 @@ from rich.text import Text
 from gateway.api.app import create_app
 from gateway.config import Settings
 from gateway.demo import peers
+from gateway.demo.pki import SimulatedPki
 from gateway.demo.platforms.fhir_server import FhirPlatform
 from gateway.demo.platforms.nhn_msh_server import NhnMessageService
-from gateway.directory import load_directory
+from gateway.demo.tokens import ROLE_SCOPES, PartyTokens
+from gateway.directory import Directory, load_directory
+from gateway.domain.model import ReceivingUnit
 from gateway.domain.status import MessageStatus
 
 #: the demo's kommuner on the simulated platforms (the rest use the pull inbox)
@@ -32,8 +35,8 @@ DEMO_GATEWAY_HER_ID = 99999999
 
 
 def _view(
-    settings: Settings,
     base: str,
+    console: str,
     stats: dict[str, object],
     sent: Counter[str],
     acked: Counter[str],
@@ -46,7 +49,10 @@ def _view(
         (f"{base}/docs", "cyan"),
         "  ·  ",
         (f"{base}/stats", "cyan"),
-        "  ·  Ctrl-C stops",
+        "  ·  Ctrl-C stops\n",
+        "operator console (an operator's token in the address; `ipgw token --as privileged` "
+        "for one that may see content): ",
+        (f"{base}/console/#token={console}", "cyan"),
     )
     statuses = stats.get("statuses", {})
     assert isinstance(statuses, dict)
@@ -76,9 +82,10 @@ def _directory_toml(settings: Settings, fhir_base: str, nhn_base: str) -> str:
     for nr, entry in load_directory(settings.directory_file).entries.items():
         u = entry.unit
         adapter = PLATFORM_KOMMUNER.get(nr, u.adapter)
+        ke_orgnr = f'orgnr = "{u.orgnr}"\n' if u.orgnr else ""
         out.append(
             f'[[kommune]]\nnr = "{nr}"\nname = "{u.kommune_name}"\n[kommune.ke]\n'
-            f'name = "{u.name}"\nher_id = {u.her_id}\nadapter = "{adapter}"\n'
+            f'name = "{u.name}"\nher_id = {u.her_id}\n{ke_orgnr}adapter = "{adapter}"\n'
         )
         if nr in PLATFORM_KOMMUNER:
             base = fhir_base if adapter == "fhir_rest" else nhn_base
@@ -96,11 +103,19 @@ def _directory_toml(settings: Settings, fhir_base: str, nhn_base: str) -> str:
 
 
 async def run(settings: Settings, kommuner: list[str], rate: float) -> None:
-    fhir, nhn = FhirPlatform(), NhnMessageService()
+    # the NHN path runs signed and encrypted (CMS) with a demo CA and key pairs kept in the
+    # data directory (gateway/demo/pki.py), made at the first start
+    pki = SimulatedPki(settings.data_dir / "pki")
+    fhir, nhn = FhirPlatform(), NhnMessageService(pki=pki)
     directory = settings.data_dir / "directory.toml"
     directory.write_text(_directory_toml(settings, fhir.start(), nhn.start()), "utf-8")
+    pki.ensure(*_nhn_her_ids(load_directory(directory)))
     settings = settings.model_copy(
-        update={"directory_file": directory, "gateway_her_id": DEMO_GATEWAY_HER_ID}
+        update={
+            "directory_file": directory,
+            "gateway_her_id": DEMO_GATEWAY_HER_ID,
+            **pki.gateway_settings(DEMO_GATEWAY_HER_ID),
+        }
     )
     try:
         await _run(settings, kommuner, rate, fhir, nhn)
@@ -125,22 +140,28 @@ async def _run(
         await asyncio.sleep(0.05)
 
     rt = app.state.runtime
+    # every peer calls with the token its real counterpart would get from HelseID, minted by
+    # the development issuer the gateway trusts (no way in without one)
+    auth = PartyTokens(rt.dev_issuer, lambda: rt.directory, operator="demo-operator")
+    console = auth.mint("ipgw-console", ROLE_SCOPES["operator"], None, subject="demo-operator")
     names = {nr: (u.kommune_name if (u := rt.directory.unit_for(nr)) else "?") for nr in kommuner}
     sent: Counter[str] = Counter()
     acked: Counter[str] = Counter()
     workers = [
-        asyncio.create_task(peers.hospital(base, kommuner, rate, sent, takes_part_share=0.2))
+        asyncio.create_task(
+            peers.hospital(base, kommuner, rate, sent, takes_part_share=0.2, auth=auth)
+        )
     ]
     moves = [(a, b) for a, b in PLAN_MOVES if a in names and b in names]
     if moves:
-        workers.append(asyncio.create_task(peers.plan_platform(base, moves, sent)))
+        workers.append(asyncio.create_task(peers.plan_platform(base, moves, sent, auth=auth)))
     workers += [
-        asyncio.create_task(peers.coordinating_unit(base, nr, acked))
+        asyncio.create_task(peers.coordinating_unit(base, nr, acked, auth=auth))
         for nr in kommuner
         if nr not in PLATFORM_KOMMUNER
     ]
     try:
-        async with httpx.AsyncClient(base_url=base, timeout=5) as client:
+        async with httpx.AsyncClient(base_url=base, timeout=5, auth=auth) as client:
             with Live(refresh_per_second=4) as live:
                 while not serving.done():
                     with contextlib.suppress(httpx.HTTPError):
@@ -150,7 +171,7 @@ async def _run(
                             for nr, adapter in PLATFORM_KOMMUNER.items()
                             if nr in names
                         }
-                        live.update(_view(settings, base, stats, sent, acked, names, at_platform))
+                        live.update(_view(base, console, stats, sent, acked, names, at_platform))
                     await asyncio.wait({serving}, timeout=0.5)
     finally:
         for w in workers:
@@ -158,6 +179,16 @@ async def _run(
         await asyncio.gather(*workers, return_exceptions=True)
         server.should_exit = True
         await serving
+
+
+def _nhn_her_ids(directory: Directory) -> list[int]:
+    """The units the demo reaches through the simulated NHN service: each needs a key pair
+    (its certificate is what the gateway encrypts to)."""
+    units: list[ReceivingUnit] = [
+        e.unit for e in directory.entries.values() if "base_url" in e.settings
+    ]
+    units += [e.unit for e in directory.health_trusts.values() if "base_url" in e.settings]
+    return [u.her_id for u in units if u.adapter in {"nhn_msh", "sampro", "acos"}]
 
 
 def _received(fhir: FhirPlatform, nhn: NhnMessageService, adapter: str) -> int:

@@ -120,6 +120,19 @@ def make_notice(
     )
 
 
+def ke_orgnr(kommune_nr: str) -> str:
+    """The (fictitious) organisasjonsnummer of a kommune's KE in the shipped directory:
+    99 + kommunenummer + two digits + the mod-11 check digit (the first two digits that give
+    one)."""
+    weights = (3, 2, 7, 6, 5, 4, 3, 2)
+    for tail in range(100):
+        base = f"99{kommune_nr}{tail:02d}"
+        rest = sum(w * int(c) for w, c in zip(weights, base, strict=True)) % 11
+        if rest != 1:
+            return base + str(0 if rest == 0 else 11 - rest)
+    raise ValueError(kommune_nr)  # pragma: no cover - some tail always has a check digit
+
+
 def ke_of(kommune_nr: str) -> Organisation:
     """The (fictitious) KE of a kommune in the shipped directory: HER-id 99 000 000 + nr."""
     return Organisation(

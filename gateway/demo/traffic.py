@@ -57,6 +57,7 @@ async def send_all(
     concurrency: int,
     give_up_after: float = 120.0,
     report: SendReport | None = None,
+    auth: httpx.Auth | None = None,
 ) -> SendReport:
     """Send every item until accepted; ``report`` fills as answers come (watchable meanwhile)."""
     report = report or SendReport()
@@ -88,7 +89,7 @@ async def send_all(
                 await asyncio.sleep(0.2)
 
     limits = httpx.Limits(max_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base_url, timeout=10, limits=limits) as client:
+    async with httpx.AsyncClient(base_url=base_url, timeout=10, limits=limits, auth=auth) as client:
         await asyncio.gather(*(worker(client) for _ in range(concurrency)))
     return report
 
@@ -107,6 +108,7 @@ async def drain(
     *,
     give_up_after: float = 120.0,
     interval: float = 0.1,
+    auth: httpx.Auth | None = None,
 ) -> DrainReport:
     """Poll each kommune's inbox and acknowledge until every expected id is acknowledged.
 
@@ -134,7 +136,7 @@ async def drain(
                 pass
             await asyncio.sleep(interval)
 
-    async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
+    async with httpx.AsyncClient(base_url=base_url, timeout=10, auth=auth) as client:
         await asyncio.gather(*(ke(client, k) for k in kommuner))
     if outstanding:
         raise TimeoutError(f"{len(outstanding)} notices never reached an inbox")

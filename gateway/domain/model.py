@@ -203,6 +203,9 @@ class ReceivingUnit(Model):
     name: NonBlank
     her_id: HerId
     adapter: NonBlank
+    #: the organisation's organisasjonsnummer (a KE's: its kommune's): the one its HelseID
+    #: tokens name, so the gateway knows which client speaks for the unit
+    orgnr: Annotated[str, AfterValidator(parse_orgnr)] | None = None
 
 
 class CoordinatingUnit(ReceivingUnit):
@@ -217,5 +220,3 @@ class HealthTrust(ReceivingUnit):
 
     Found from a plan participant's organisation by HER-id or organisasjonsnummer.
     """
-
-    orgnr: Annotated[str, AfterValidator(parse_orgnr)] | None = None

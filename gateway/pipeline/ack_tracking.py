@@ -59,10 +59,21 @@ async def take_in(rt: Runtime, adapter: ReceivesDocuments) -> None:
     refused one is kept as REJECTED with its code), then marked handled."""
     name = getattr(adapter, "name", "adapter")
     for document in adapter.take_inbound():
+        if document.refused:
+            # the adapter could not trust it (signature, certificate): kept as it came, REJECTED
+            # with the adapter's codes, and never read further
+            await ingest.store_refused(
+                rt, document.body, document.content_type, f"adapter:{name}", document.refused
+            )
+            await adapter.mark_inbound_handled([document])
+            continue
         # a refused one is kept, REJECTED with its receipt, for the operator; any other
         # failure leaves it unread at the platform, to be taken on the next poll
         with contextlib.suppress(ingest.IngestRefused):
-            await ingest.accept_plo(rt, document.body, document.content_type, f"adapter:{name}")
+            # no token on this path: the message service vouches for the sender
+            await ingest.accept_plo(
+                rt, document.body, document.content_type, f"adapter:{name}", None
+            )
         await adapter.mark_inbound_handled([document])
 
 

@@ -61,6 +61,13 @@ def file_consent(
     """File ``record`` and look again at the person's undelivered messages; how many moved."""
     if not repo.save_consent(conn, pseudonym, record, source):
         return 0
+    # a consent decision is on the audit log: who filed it, for which person (the pseudonym's
+    # start), what it says; never the person's id or the giver's reasons
+    state = "withdrawn" if record.withdrawn_at else "refused" if record.refused else "given"
+    purposes = " ".join(p.value for p in record.purposes)
+    repo.audit(
+        conn, source[:128], "consent-filed", f"pseudonym:{pseudonym[:12]}", f"{state}: {purposes}"
+    )
     moved = 0
     for message in repo.messages_of_person(conn, pseudonym, UNDELIVERED):
         if message.canonical is None:

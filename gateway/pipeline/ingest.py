@@ -19,6 +19,7 @@ from lxml import etree
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
+from gateway.auth import spoofing
 from gateway.domain.consent import ConsentRecord
 from gateway.domain.content import Incoming, person_of
 from gateway.domain.model import MessageKind, Patient
@@ -88,6 +89,36 @@ class IngestRefused(Exception):
         self.receipt = receipt
         self.message_id = str(receipt.gateway_message_id)
         self.errors = receipt.errors
+
+
+class SenderSpoofed(IngestRefused):
+    """The message's sender is not the organisation the caller's token names: kept as
+    REJECTED like any refusal, answered 403 ``sender-spoofed``, and on the audit log."""
+
+
+#: what a spoofed message's receipt says (8221 has no code for it; X99 carries the words)
+SPOOFED = ReceiptError(
+    code="X99",
+    detail="sender-spoofed: the sender in the message is not the organisation the caller's "
+    "token names",
+)
+
+
+async def _check_sender(
+    rt: Runtime,
+    named: list[spoofing.Named],
+    organisations: frozenset[str] | None,
+    body: bytes,
+    content_type: str,
+    actor: str,
+    kind: MessageKind,
+) -> None:
+    if organisations is None:
+        return  # came in over a transport that checks its sender itself (NHN, signed)
+    sender = spoofing.sender_orgnrs(named, rt.directory)
+    if not spoofing.speaks_for(organisations, sender):
+        receipt = await store_refused(rt, body, content_type, actor, (SPOOFED,), kind=kind)
+        raise SenderSpoofed(receipt)
 
 
 def _envelope(body: bytes) -> tuple[dict[str, Any], str, str, MessageKind]:
@@ -166,18 +197,27 @@ async def store_refused(
     return receipt
 
 
-async def accept_fhir(rt: Runtime, body: bytes, content_type: str, actor: str) -> Accepted:
+async def accept_fhir(
+    rt: Runtime, body: bytes, content_type: str, actor: str, organisations: frozenset[str]
+) -> Accepted:
+    """``organisations``: those the caller's token speaks for; the sender must be one."""
     try:
         bundle, endpoint, header_id, kind = _envelope(body)
     except Refused as r:
         raise IngestRefused(await store_refused(rt, body, content_type, actor, r.errors)) from None
+    named = spoofing.fhir_sender(bundle)
+    await _check_sender(rt, named, organisations, body, content_type, actor, kind)
     return await _keep(
         rt, body, content_type, actor, endpoint, header_id, patient_identifier(bundle), kind
     )
 
 
 async def accept_plo(
-    rt: Runtime, body: bytes, content_type: str, actor: str
+    rt: Runtime,
+    body: bytes,
+    content_type: str,
+    actor: str,
+    organisations: frozenset[str] | None,
 ) -> Accepted | ConsentFiled:
     """A MsgHead: parsed hardened, checked against the official XSDs and read whole here.
 
@@ -189,6 +229,10 @@ async def accept_plo(
         read = _read_plo(rt, body)
     except Refused as r:
         raise IngestRefused(await store_refused(rt, body, content_type, actor, r.errors)) from None
+    envelope = read.envelope if isinstance(read, _ConsentStatement) else read[1]
+    kind = MessageKind.CONSENT if isinstance(read, _ConsentStatement) else read[0].kind
+    named = spoofing.msghead_sender(envelope.sender)
+    await _check_sender(rt, named, organisations, body, content_type, actor, kind)
     if isinstance(read, _ConsentStatement):
         patient, record, statement_envelope = read
         pseudonym = rt.pseudonymize(patient.person_id)

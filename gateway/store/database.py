@@ -24,7 +24,10 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
+
+from gateway.sealing import KeyRing, generated_keyring, new_key_line, parse_key_lines
+from gateway.store.sealed import bind_keyring, keyring_of
 
 MIGRATIONS = Path(str(files("gateway.store") / "migrations"))
 
@@ -35,7 +38,7 @@ T = TypeVar("T")
 GROUP_MAX = 256
 
 
-def _sqlite_engine(url: str, *, writer: bool) -> Engine:
+def _sqlite_engine(url: str, *, writer: bool, secure_delete: bool = False) -> Engine:
     engine = create_engine(
         url,
         pool_size=1 if writer else 4,
@@ -52,6 +55,7 @@ def _sqlite_engine(url: str, *, writer: bool) -> Engine:
             "synchronous=NORMAL",
             "foreign_keys=ON",
             "busy_timeout=30000",
+            *(["secure_delete=ON"] if secure_delete else []),
         ):
             dbapi_connection.execute(f"PRAGMA {pragma}")
 
@@ -67,7 +71,14 @@ _SYNC_DRIVERS = {"sqlite+aiosqlite": "sqlite", "postgresql+asyncpg": "postgresql
 
 
 class Database:
-    def __init__(self, url: str) -> None:
+    """The store. ``keyring`` seals person data (gateway/sealing.py); without one, a SQLite
+    file gets the key generated beside it (demo, development, tests) and an in-memory one a key
+    that lives as long as it does. ``secure_delete``: SQLite overwrites what a write frees
+    (for re-sealing: no old ciphertext or clear text is left in free pages)."""
+
+    def __init__(
+        self, url: str, keyring: KeyRing | None = None, *, secure_delete: bool = False
+    ) -> None:
         parsed = make_url(url)
         self.url = parsed.set(drivername=_SYNC_DRIVERS.get(parsed.drivername, parsed.drivername))
         url = self.url.render_as_string(hide_password=False)
@@ -75,8 +86,8 @@ class Database:
         if self.is_sqlite:
             if self.url.database and self.url.database != ":memory:":
                 Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
-            self._writer = _sqlite_engine(url, writer=True)
-            self._reader = _sqlite_engine(url, writer=False)
+            self._writer = _sqlite_engine(url, writer=True, secure_delete=secure_delete)
+            self._reader = _sqlite_engine(url, writer=False, secure_delete=secure_delete)
             self._write_pool = concurrent.futures.ThreadPoolExecutor(1, "store-write")
             self._read_pool = concurrent.futures.ThreadPoolExecutor(4, "store-read")
         else:
@@ -84,6 +95,10 @@ class Database:
                 url, pool_size=8, max_overflow=4, hide_parameters=True
             )
             self._write_pool = self._read_pool = concurrent.futures.ThreadPoolExecutor(8, "store")
+        self.keyring = keyring or _default_keyring(self.url)
+        # the sealed column types find the ring on the engine's dialect (gateway/store/sealed.py)
+        bind_keyring(self._writer, self.keyring)
+        bind_keyring(self._reader, self.keyring)
         self._group: list[tuple[Callable[[Connection], Any], asyncio.Future[Any]]] = []
         self._group_task: asyncio.Task[None] | None = None
 
@@ -146,9 +161,37 @@ class Database:
         # correlation ids (gateway/logs.py)
         return await loop.run_in_executor(pool, contextvars.copy_context().run, transaction)
 
-    async def migrate(self) -> None:
+    async def migrate(self, revision: str = "head") -> None:
         """Bring the schema to the newest migration (idempotent; safe at every start)."""
-        await self.write(_upgrade)
+        await self.write(_upgrade, revision)
+        await self.checkpoint()
+
+    async def checkpoint(self) -> None:
+        """SQLite: copy the write-ahead log into the database file and empty it, so what a
+        migration or a rotation replaced is not left in the log. Best effort: a reader that
+        holds an old snapshot keeps the log until the next checkpoint."""
+        if self.is_sqlite:
+            await self._outside_transaction("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    async def vacuum(self) -> None:
+        """SQLite: rebuild the file from the live rows only, so nothing a write replaced or a
+        delete freed (values under a retired key) is left in free pages. Holds the one writer
+        for as long as the rebuild takes: seconds on a small store, long on a large one."""
+        if self.is_sqlite:
+            await self._outside_transaction("VACUUM")
+            await self.checkpoint()
+
+    async def _outside_transaction(self, sql: str) -> None:
+        def run() -> None:
+            raw = self._writer.raw_connection()
+            try:
+                driver = raw.driver_connection  # the sqlite3 connection, outside any BEGIN
+                assert driver is not None
+                driver.execute(sql)
+            finally:
+                raw.close()
+
+        await asyncio.get_running_loop().run_in_executor(self._write_pool, run)
 
     async def ping(self) -> None:
         await self.read(lambda conn: conn.exec_driver_sql("SELECT 1").scalar())
@@ -179,8 +222,18 @@ def _each_in_savepoint(
     return out
 
 
-def _upgrade(conn: Connection) -> None:
+def _upgrade(conn: Connection, revision: str = "head") -> None:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["connection"] = conn
-    command.upgrade(cfg, "head")
+    # the migration that seals what was stored in clear (0008) needs the keys
+    cfg.attributes["keyring"] = keyring_of(conn.dialect)
+    command.upgrade(cfg, revision)
+
+
+def _default_keyring(url: URL) -> KeyRing:
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        return generated_keyring(Path(url.database).parent)
+    if url.get_backend_name() == "sqlite":
+        return parse_key_lines(new_key_line("memory"), "in-memory store")
+    raise ValueError("a store other than a SQLite file needs its keys configured")

@@ -8,6 +8,7 @@ outbox row for the next stage commit together or not at all.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from gateway import metrics
 from gateway.domain.consent import ConsentRecord
 from gateway.domain.receipt import Receipt
 from gateway.domain.status import IN_FLIGHT, MessageStatus, Stage, check_transition
+from gateway.sealing import SealBroken
+from gateway.store import audit_chain
 from gateway.store.tables import (
     audit_log,
     consents,
@@ -84,6 +87,44 @@ class OutboxRecord:
 
 #: every column but the raw body: rows are read often, the body only to validate it
 _ROW = [c for c in messages.c if c.name != "raw"]
+
+log = logging.getLogger(__name__)
+
+
+def _each_that_opens(conn: Connection, query: Any, key: Any = messages.c.id) -> list[Any]:
+    """The rows of a query over several messages (or outbox records: ``key``), without those
+    whose sealed content does not open (altered, or under a key no longer configured): one
+    such row must not stop a KE's inbox, the recovery sweep or the outbox relay for every
+    other. Each one left out is logged by id (once per process); reading a message alone
+    (:func:`get_message`) raises :class:`~gateway.sealing.SealBroken`.
+
+    Only for lists where leaving a row out is safe: where a decision needs every row (a
+    person's consents, a plan's parties), the reader stays strict and fails loudly instead.
+    """
+    try:
+        return list(conn.execute(query).all())
+    except SealBroken:
+        pass
+    keys = conn.execute(query.with_only_columns(key, maintain_column_froms=True))
+    out = []
+    for value in keys.scalars().all():
+        try:
+            out.append(conn.execute(query.where(key == value)).one())
+        except SealBroken as e:
+            if (key.table.name, value) not in _unreadable:
+                _unreadable.add((key.table.name, value))
+                log.error(
+                    "%s %s left out: its stored content does not open (%s)",
+                    key.table.name,
+                    value,
+                    e,
+                )
+    return out
+
+
+#: rows already reported as not opening: each is logged once, not at every poll
+_unreadable: set[tuple[str, Any]] = set()
+
 
 # Built once: executing a prebuilt statement with parameters reuses its compiled form.
 _INSERT_MESSAGE = insert(messages)
@@ -326,6 +367,16 @@ def add_event(
     )
 
 
+def received_by(conn: Connection, message_id: str) -> str | None:
+    """Who sent a message in: the actor of its first timeline event (ingest's ``received``)."""
+    return conn.execute(
+        select(message_events.c.actor)
+        .where(message_events.c.message_id == message_id)
+        .order_by(message_events.c.id)
+        .limit(1)
+    ).scalar_one_or_none()
+
+
 def events_of(conn: Connection, message_id: str) -> list[dict[str, Any]]:
     rows = conn.execute(
         select(message_events)
@@ -336,11 +387,12 @@ def events_of(conn: Connection, message_id: str) -> list[dict[str, Any]]:
 
 
 def in_flight(conn: Connection, limit: int, after_id: str = "") -> list[MessageRow]:
-    rows = conn.execute(
+    rows = _each_that_opens(
+        conn,
         select(*_ROW)
         .where(messages.c.status.in_([s.value for s in IN_FLIGHT]), messages.c.id > after_id)
         .order_by(messages.c.id)
-        .limit(limit)
+        .limit(limit),
     )
     return [MessageRow.from_row(r) for r in rows]
 
@@ -432,11 +484,12 @@ def transfers_of(
     """Plan transfers to a kommune (incoming) and from its KE (outgoing), newest first."""
 
     def query(condition: Any) -> list[MessageRow]:
-        rows = conn.execute(
+        rows = _each_that_opens(
+            conn,
             select(*_ROW)
             .where(messages.c.kind == "plan-transfer", condition)
             .order_by(messages.c.received_at.desc())
-            .limit(limit)
+            .limit(limit),
         )
         return [MessageRow.from_row(r) for r in rows]
 
@@ -487,7 +540,7 @@ def add_outbox(conn: Connection, record: OutboxRecord) -> None:
 
 
 def pending_outbox(conn: Connection, limit: int) -> list[tuple[int, OutboxRecord]]:
-    rows = conn.execute(select(outbox).order_by(outbox.c.id).limit(limit))
+    rows = _each_that_opens(conn, select(outbox).order_by(outbox.c.id).limit(limit), outbox.c.id)
     return [
         (
             r.id,
@@ -529,12 +582,13 @@ def put_in_inbox(conn: Connection, message_id: str, kommune_nr: str) -> bool:
 def open_inbox(
     conn: Connection, kommune_nr: str, limit: int
 ) -> list[tuple[MessageRow, dt.datetime]]:
-    rows = conn.execute(
+    rows = _each_that_opens(
+        conn,
         select(*_ROW, inbox.c.delivered_at)
         .join(inbox, inbox.c.message_id == messages.c.id)
         .where(inbox.c.kommune_nr == kommune_nr, inbox.c.acked_at.is_(None))
         .order_by(inbox.c.delivered_at, inbox.c.message_id)
-        .limit(limit)
+        .limit(limit),
     )
     out = []
     for r in rows:
@@ -654,24 +708,26 @@ def messages_of_person(
     conn: Connection, pseudonym: str, statuses: Sequence[MessageStatus]
 ) -> list[MessageRow]:
     """The person's messages in ``statuses`` (e.g. held for consent), oldest first."""
-    rows = conn.execute(
+    rows = _each_that_opens(
+        conn,
         select(*_ROW)
         .where(
             messages.c.patient_pseudonym == pseudonym,
             messages.c.status.in_([s.value for s in statuses]),
         )
-        .order_by(messages.c.received_at)
+        .order_by(messages.c.received_at),
     )
     return [MessageRow.from_row(r) for r in rows]
 
 
 def held_before(conn: Connection, status: MessageStatus, before: dt.datetime) -> list[MessageRow]:
     """Messages that have been in ``status`` since before ``before`` (hold expiry)."""
-    rows = conn.execute(
+    rows = _each_that_opens(
+        conn,
         select(*_ROW)
         .where(messages.c.status == status.value, messages.c.updated_at < before)
         .order_by(messages.c.updated_at)
-        .limit(500)
+        .limit(500),
     )
     return [MessageRow.from_row(r) for r in rows]
 
@@ -795,12 +851,53 @@ def list_messages(
 # --------------------------------------------------------------------------- console
 
 
+#: the advisory lock that makes PostgreSQL writers of the audit log take turns, so no two
+#: entries link to the same one (SQLite writers take turns anyway)
+_AUDIT_LOCK = 0x1B5A0D17
+
+
 def audit(
     conn: Connection, actor: str, action: str, target: str | None, reason: str | None
 ) -> None:
+    """Append an entry, linked by hash to the newest one (gateway/store/audit_chain.py)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(select(func.pg_advisory_xact_lock(_AUDIT_LOCK)))
+    prev = conn.execute(
+        select(audit_log.c.hash).order_by(audit_log.c.id.desc()).limit(1)
+    ).scalar_one_or_none()
+    prev = prev or audit_chain.GENESIS
+    at = now()
     conn.execute(
-        insert(audit_log).values(at=now(), actor=actor, action=action, target=target, reason=reason)
+        insert(audit_log).values(
+            at=at,
+            actor=actor,
+            action=action,
+            target=target,
+            reason=reason,
+            prev_hash=prev,
+            hash=audit_chain.entry_hash(prev, at, actor, action, target, reason),
+        )
     )
+
+
+def audit_chain_entries(conn: Connection, after_id: int, limit: int) -> list[audit_chain.Entry]:
+    """The log in id order, a page at a time (a verify walks all of it)."""
+    rows = conn.execute(
+        select(audit_log).where(audit_log.c.id > after_id).order_by(audit_log.c.id).limit(limit)
+    )
+    return [
+        audit_chain.Entry(
+            id=r.id,
+            at=r.at,
+            actor=r.actor,
+            action=r.action,
+            target=r.target,
+            reason=r.reason,
+            prev_hash=r.prev_hash,
+            hash=r.hash,
+        )
+        for r in rows
+    ]
 
 
 def audit_entries(conn: Connection, limit: int) -> list[dict[str, Any]]:

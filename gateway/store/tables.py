@@ -21,6 +21,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
+from gateway.store.sealed import Sealed, SealedText
+
 
 class UtcDateTime(TypeDecorator[dt.datetime]):
     """Timezone-aware UTC on the way in and out, whatever the database keeps."""
@@ -60,12 +62,13 @@ messages = Table(
     #: keyed HMAC of the person id: lookups by person without storing the id in clear
     Column("patient_pseudonym", String(64)),
     Column("content_type", String(64), nullable=False),
-    #: the body exactly as received, kept for the operator and for replay
-    Column("raw", LargeBinary, nullable=False),
-    #: the canonical model as JSON, once validated
-    Column("canonical", Text),
-    #: why the message is held, rejected or dead; never holds person data
-    Column("reason", Text),
+    #: the body exactly as received, kept for the operator and for replay (sealed: person data)
+    Column("raw", Sealed("messages.raw"), nullable=False),
+    #: the canonical model as JSON, once validated (sealed: person data)
+    Column("canonical", SealedText("messages.canonical")),
+    #: why the message is held, rejected or dead. Sealed: a recipient's rejection (the KE
+    #: inbox's ack, an AppRec's original text) is quoted here and is free text
+    Column("reason", SealedText("messages.reason", note=True)),
     Column("received_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     #: delivery tries made in this generation (each try and each resend is one); a stage
@@ -108,7 +111,8 @@ message_events = Table(
     Column("at", UtcDateTime, nullable=False),
     Column("stage", String(16), nullable=False),
     Column("status", String(16)),
-    Column("detail", Text),
+    #: sealed like messages.reason, which it repeats
+    Column("detail", SealedText("message_events.detail", note=True)),
     Column("actor", String(128), nullable=False),
     Index("ix_message_events_message", "message_id", "id"),
     Index("ix_message_events_at", "at"),
@@ -156,7 +160,9 @@ outbox = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("topic", String(128), nullable=False),
     Column("key", LargeBinary),
-    Column("value", LargeBinary, nullable=False),
+    #: the record for the broker. Sealed: a receipt's record carries the recipient's error
+    #: texts, free text that may name the person (deleted once published, but written first)
+    Column("value", Sealed("outbox.value"), nullable=False),
     Column("headers", Text, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
 )
@@ -184,7 +190,8 @@ receipts = Table(
     metadata,
     Column("message_id", String(36), ForeignKey("messages.id"), primary_key=True),
     Column("status", String(1), nullable=False),
-    Column("body", Text, nullable=False),
+    #: the receipt as JSON (sealed: an error's detail may quote what the sender sent)
+    Column("body", SealedText("receipts.body"), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
 )
 
@@ -196,8 +203,9 @@ consents = Table(
     Column("consent_id", String(64), nullable=False),
     #: keyed HMAC of the person id: the raw id is never stored with a consent
     Column("patient_pseudonym", String(64), nullable=False),
-    #: the ConsentRecord as JSON (purposes, who, when, validity, withdrawal; no person id)
-    Column("record", Text, nullable=False),
+    #: the ConsentRecord as JSON (purposes, who, when, validity, withdrawal; no person id;
+    #: sealed: who gave it and why is still about the person)
+    Column("record", SealedText("consents.record"), nullable=False),
     #: the message or API call that brought it, for the operator
     Column("source", String(64), nullable=False),
     Column("recorded_at", UtcDateTime, nullable=False),
@@ -217,5 +225,8 @@ audit_log = Table(
     #: a message id, or a pseudonym's first characters for a search by person; never a person id
     Column("target", String(64)),
     Column("reason", Text),
+    #: the chain (gateway/store/audit_chain.py): the hash of the entry before, and this one's
+    Column("prev_hash", String(64)),
+    Column("hash", String(64)),
     Index("ix_audit_log_at", "at"),
 )

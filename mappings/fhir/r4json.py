@@ -251,8 +251,17 @@ def _check_value(value: Any, element: _Element, where: str, problems: list[str])
             _add(problems, where, f"not a valid R4 {element.primitive}")
 
 
+#: how an element name looks (R4 names are ASCII letters and digits; ``_`` for a primitive's
+#: extensions); a key that does not is the sender's free text and is not repeated
+_NAME = re.compile(r"_?[A-Za-z][A-Za-z0-9_]{0,63}")
+
+
 def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
+    """The path to ``key``; an unknown key is named only if it looks like an element name: a
+    path goes into receipts, logs and operator views, a key may hold anything (a name, a
+    control character, 100 kB)."""
+    shown = key if _NAME.fullmatch(key) else "(a key that is no element name)"
+    return f"{path}.{shown}" if path else shown
 
 
 # --------------------------------------------------------------------------- element tables

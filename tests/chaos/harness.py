@@ -24,6 +24,7 @@ from gateway.demo import traffic
 from gateway.demo.platforms.fhir_server import FhirPlatform
 from gateway.demo.platforms.nhn_msh_server import NhnMessageService
 from gateway.demo.process import GatewayProcess
+from gateway.demo.samples import ke_orgnr
 
 GATEWAY_HER_ID = 99999999
 
@@ -61,12 +62,16 @@ def directory_toml(fhir_base: str, nhn_base: str, kommuner: dict[str, str]) -> s
         out.append(
             f'[[kommune]]\nnr = "{nr}"\nname = "Kommune {nr}"\n[kommune.ke]\n'
             f'name = "Koordinerende enhet {nr}"\nher_id = {99_000_000 + int(nr)}\n'
-            f'adapter = "{adapter}"\n'
+            f'orgnr = "{ke_orgnr(nr)}"\nadapter = "{adapter}"\n'
         )
         if adapter in FHIR_ADAPTERS:
             out.append(f'[kommune.ke.settings]\nbase_url = "{fhir_base}"\ntimeout_seconds = 2\n')
         elif adapter in NHN_ADAPTERS:
-            out.append(f'[kommune.ke.settings]\nbase_url = "{nhn_base}"\ntimeout_seconds = 2\n')
+            # plain MsgHeads: the chaos runs measure delivery, not CMS (tested on its own)
+            out.append(
+                f'[kommune.ke.settings]\nbase_url = "{nhn_base}"\ntimeout_seconds = 2\n'
+                'encryption = "none"\n'
+            )
     return "\n".join(out)
 
 
@@ -109,6 +114,8 @@ class ChaosRun:
             {**FAST_POLICY, "IPGW_DIRECTORY_FILE": str(self.directory), **(env or {})},
         )
         (tmp_path / "gateway").mkdir(exist_ok=True)
+        #: the tokens the hospital, the KEs and the operator carry
+        self.auth = self.gw.auth(operator="chaos-operator")
         #: gateway id -> kommune, for what the hospital got accepted
         self.expected: dict[str, str] = {}
         #: sender's message id -> kommune
@@ -137,7 +144,12 @@ class ChaosRun:
         report: traffic.SendReport | None = None,
     ) -> traffic.SendReport:
         report = await traffic.send_all(
-            self.gw.base_url, items, concurrency=concurrency, report=report, give_up_after=180
+            self.gw.base_url,
+            items,
+            concurrency=concurrency,
+            report=report,
+            give_up_after=180,
+            auth=self.auth,
         )
         for item in items:
             for gid in report.accepted[item.sender_message_id]:
@@ -148,7 +160,9 @@ class ChaosRun:
 
     async def inbox_ke(self, kommune_nr: str) -> None:
         """Poll and acknowledge, as a KE's system does, until stopped."""
-        async with httpx.AsyncClient(base_url=self.gw.base_url, timeout=10) as client:
+        async with httpx.AsyncClient(
+            base_url=self.gw.base_url, timeout=10, auth=self.auth
+        ) as client:
             while not self._stop_inbox.is_set():
                 try:
                     r = await client.get(f"/ke/{kommune_nr}/inbox", params={"limit": 200})
@@ -176,7 +190,9 @@ class ChaosRun:
     # -------------------------------------------------------------------- the gateway
 
     async def statuses(self) -> dict[str, int]:
-        async with httpx.AsyncClient(base_url=self.gw.base_url, timeout=10) as client:
+        async with httpx.AsyncClient(
+            base_url=self.gw.base_url, timeout=10, auth=self.auth
+        ) as client:
             counts: dict[str, int] = (await client.get("/stats")).json()["statuses"]
             return counts
 
@@ -197,7 +213,9 @@ class ChaosRun:
         raise TimeoutError(f"not settled: {counts}")
 
     async def events(self, ids: list[str]) -> dict[str, list[dict[str, Any]]]:
-        async with httpx.AsyncClient(base_url=self.gw.base_url, timeout=10) as client:
+        async with httpx.AsyncClient(
+            base_url=self.gw.base_url, timeout=10, auth=self.auth
+        ) as client:
             sem = asyncio.Semaphore(16)
 
             async def one(gid: str) -> tuple[str, list[dict[str, Any]]]:

@@ -21,8 +21,6 @@ from tests.chaos.harness import (
 
 pytestmark = [pytest.mark.e2e, pytest.mark.chaos, pytest.mark.timeout(600)]
 
-OPERATOR = {"X-Operator": "chaos-test"}
-
 
 def test_1_sigkill_the_gateway_during_1000_notices(tmp_path: Path) -> None:
     run = ChaosRun(tmp_path)
@@ -159,10 +157,12 @@ def test_4_a_platform_down_all_run_does_not_slow_the_others(tmp_path: Path) -> N
 
             # the platform comes back; the operator retries what went DEAD
             run.fhir.start()
-            async with httpx.AsyncClient(base_url=run.gw.base_url, timeout=30) as client:
+            async with httpx.AsyncClient(
+                base_url=run.gw.base_url, timeout=30, auth=run.auth
+            ) as client:
                 for gid in down_ids:
                     if run.kommuner[run.expected[gid]] in FHIR_ADAPTERS:
-                        r = await client.post(f"/messages/{gid}/retry", headers=OPERATOR)
+                        r = await client.post(f"/messages/{gid}/retry")
                         assert r.status_code == 200, r.text
             assert during.get("DEAD") == dead_expected
             after = await run.settle(

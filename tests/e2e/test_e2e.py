@@ -38,7 +38,7 @@ def check_outcome(
     for kommune, acked in drained.acked.items():
         assert {g for g, k in gateway_ids.items() if k == kommune} == set(acked)
 
-    with httpx.Client(base_url=gw.base_url, timeout=10) as client:
+    with httpx.Client(base_url=gw.base_url, timeout=10, auth=gw.auth()) as client:
         for gid in gateway_ids:
             receipt = client.get(f"/receipts/{gid}").json()
             assert receipt["status"]["V"] == "1", receipt
@@ -58,9 +58,12 @@ def test_200_notices_for_3_kommuner(gateway_process: GatewayProcess) -> None:
     items = traffic.notices(200, KOMMUNER, seed=1)
 
     async def run() -> tuple[traffic.SendReport, traffic.DrainReport]:
-        sent = await traffic.send_all(gateway_process.base_url, items, concurrency=8)
+        auth = gateway_process.auth()
+        sent = await traffic.send_all(gateway_process.base_url, items, concurrency=8, auth=auth)
         expected = {next(iter(sent.accepted[i.sender_message_id])): i.kommune_nr for i in items}
-        return sent, await traffic.drain(gateway_process.base_url, expected, give_up_after=60)
+        return sent, await traffic.drain(
+            gateway_process.base_url, expected, give_up_after=60, auth=auth
+        )
 
     sent, drained = asyncio.run(run())
     assert sent.failed_attempts == 0
@@ -138,13 +141,15 @@ def test_kill_and_restart_loses_nothing_and_delivers_nothing_twice(
             report = traffic.SendReport()
             kill_task = asyncio.create_task(killer(report))
             sender = asyncio.create_task(
-                traffic.send_all(gw.base_url, items, concurrency=4, report=report)
+                traffic.send_all(gw.base_url, items, concurrency=4, report=report, auth=gw.auth())
             )
             await asyncio.gather(kill_task, sender)
             expected = {
                 next(iter(report.accepted[i.sender_message_id])): i.kommune_nr for i in items
             }
-            return report, await traffic.drain(gw.base_url, expected, give_up_after=90)
+            return report, await traffic.drain(
+                gw.base_url, expected, give_up_after=90, auth=gw.auth()
+            )
 
         sent, drained = asyncio.run(run())
         assert killed.is_set()

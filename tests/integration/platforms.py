@@ -8,6 +8,7 @@ from pathlib import Path
 from gateway.config import Settings
 from gateway.demo.platforms.fhir_server import FhirPlatform
 from gateway.demo.platforms.nhn_msh_server import NhnMessageService
+from gateway.demo.samples import ke_orgnr
 from gateway.domain.model import Organisation
 
 GATEWAY_HER = 99999999
@@ -21,12 +22,23 @@ def started() -> Platforms:
     return fhir, nhn
 
 
+#: the NHN adapters: these tests exchange plain MsgHeads with the simulated NHN service
+#: (``encryption = "none"``); signing and encryption are tested in test_adapter_nhn_msh.py and
+#: test_inbound_nhn.py
+NHN_ADAPTERS = frozenset({"nhn_msh", "sampro", "acos"})
+
+
+def _plain(adapter: str) -> str:
+    return 'encryption = "none"\n' if adapter in NHN_ADAPTERS else ""
+
+
 def ke(nr: str, adapter: str, base_url: str) -> str:
     """A ``[[kommune]]`` entry whose KE (HER-id 99 000 000 + nr) is on ``base_url``."""
     return (
         f'[[kommune]]\nnr = "{nr}"\nname = "Kommune {nr}"\n[kommune.ke]\n'
         f'name = "Koordinerende enhet {nr}"\nher_id = {99_000_000 + int(nr)}\n'
-        f'adapter = "{adapter}"\n[kommune.ke.settings]\nbase_url = "{base_url}"\n'
+        f'orgnr = "{ke_orgnr(nr)}"\nadapter = "{adapter}"\n'
+        f'[kommune.ke.settings]\nbase_url = "{base_url}"\n' + _plain(adapter)
     )
 
 
@@ -35,7 +47,7 @@ def trust(org: Organisation, adapter: str, base_url: str, *, active: bool = True
     return (
         f'[[helseforetak]]\nname = "{org.name}"\nher_id = {org.her_id}\n'
         f'orgnr = "{org.orgnr}"\nadapter = "{adapter}"\nactive = {str(active).lower()}\n'
-        f'[helseforetak.settings]\nbase_url = "{base_url}"\n'
+        f'[helseforetak.settings]\nbase_url = "{base_url}"\n' + _plain(adapter)
     )
 
 

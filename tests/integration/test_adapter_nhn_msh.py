@@ -1,9 +1,12 @@
 """The ``nhn_msh`` adapter and its vendor profiles (``sampro``, ``acos``) over real HTTP
 against the simulated NHN message service: post, AppRec later in the gateway's unread list,
 mark read; the failures a real service has; the documents checked against the official XSDs.
+Everything travels signed and encrypted (CMS) with certificates from a test PKI, as on the
+health network; the CMS cases themselves are at the end.
 
 Expected values come from the brief's API shape, the standards README (AppRec statuses 8258,
-codes 8221) and the readable text's labels, not from the adapter's code.
+codes 8221, "Transport and identity") and the readable text's labels, not from the adapter's
+code.
 """
 
 from __future__ import annotations
@@ -20,11 +23,15 @@ from typing import Any
 
 import httpx
 import pytest
+from asn1crypto import cms as asn1_cms
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.serialization import pkcs7
 from hypothesis import HealthCheck, given, settings
 from lxml import etree
 
 from adapters import acos, nhn_msh, sampro
 from adapters.nhn_msh import NhnMsh
+from gateway.cms import CONTENT_TYPE, Identity, open_sealed, seal
 from gateway.config import Settings
 from gateway.delivery import (
     Acknowledgement,
@@ -35,6 +42,7 @@ from gateway.delivery import (
     DeliveryFailed,
 )
 from gateway.delivery_policy import Cause
+from gateway.demo.pki import Authority, SimulatedPki
 from gateway.demo.platforms.nhn_msh_server import NhnMessageService
 from gateway.demo.samples import make_notice
 from gateway.domain.model import (
@@ -103,9 +111,21 @@ def delivery(
     )
 
 
+def make_pki(tmp_path: Path) -> SimulatedPki:
+    """The test CA with key pairs for the gateway and the KEs (one folder per test)."""
+    pki = SimulatedPki(tmp_path / "pki")
+    pki.ensure(GATEWAY_HER, KE_HER, OTHER_KE_HER)
+    return pki
+
+
 @pytest.fixture
-def service() -> Iterator[NhnMessageService]:
-    s = NhnMessageService()
+def pki(tmp_path: Path) -> SimulatedPki:
+    return make_pki(tmp_path)
+
+
+@pytest.fixture
+def service(pki: SimulatedPki) -> Iterator[NhnMessageService]:
+    s = NhnMessageService(pki=pki)
     s.start()
     yield s
     s.stop()
@@ -119,7 +139,11 @@ async def db(tmp_path: Path) -> AsyncIterator[Database]:
 
 
 def context_for(db: Database, tmp_path: Path, **overrides: Any) -> AdapterContext:
-    values: dict[str, Any] = {"data_dir": tmp_path, "gateway_her_id": GATEWAY_HER}
+    values: dict[str, Any] = {
+        "data_dir": tmp_path,
+        "gateway_her_id": GATEWAY_HER,
+        **make_pki(tmp_path).gateway_settings(GATEWAY_HER),
+    }
     values.update(overrides)
     return AdapterContext(settings=Settings(**values), db=db)
 
@@ -141,12 +165,19 @@ def schemas() -> SchemaSet:
     return load_schema_set(standards_dir() / "xsd")
 
 
-def posted_document(service: NhnMessageService, delivered: Delivered) -> etree._Element:
-    """The business document as NHN stored it, fetched over HTTP by its NHN id."""
+def posted_document(
+    service: NhnMessageService, delivered: Delivered, her_id: int = KE_HER
+) -> etree._Element:
+    """The business document as NHN stored it, fetched over HTTP by its NHN id and opened with
+    the receiver's key."""
     assert delivered.remote_ref is not None
     r = httpx.get(f"{service.base_url}/Messages/{delivered.remote_ref}/business-document")
     assert r.status_code == 200
-    return parse_xml(base64.b64decode(r.json()["businessDocument"]), max_bytes=10**7)
+    assert r.json()["contentType"] == CONTENT_TYPE
+    sealed = base64.b64decode(r.json()["businessDocument"])
+    assert service.pki is not None
+    opened = open_sealed(sealed, [service.pki.identity(her_id)], service.pki.trust())
+    return parse_xml(opened.content, max_bytes=10**7)
 
 
 def xpath(root: etree._Element, path: str) -> list[Any]:
@@ -261,9 +292,7 @@ async def test_apprec_1_0_is_read_too(service: NhnMessageService, adapter: NhnMs
     d = delivery(service.base_url)
     await adapter.deliver(d)
     [nhn_id] = service.unread(GATEWAY_HER)
-    assert etree.QName(parse_xml(service.document(nhn_id), max_bytes=10**6)).namespace == (
-        APPREC_10
-    )
+    assert etree.QName(parse_xml(service.opened(nhn_id), max_bytes=10**6)).namespace == (APPREC_10)
     [ack] = await adapter.poll_acknowledgements()
     assert (ack.message_id, [e.code for e in ack.errors]) == (d.message_id, ["E21"])
 
@@ -409,8 +438,14 @@ async def test_missing_gateway_her_id_is_misconfigured(
 
 @pytest.mark.parametrize(
     "settings_",
-    [{}, {"base_url": ""}, {"base_url": "http://x", "structured": "yes"}],
-    ids=["no-base", "empty-base", "structured-not-bool"],
+    [
+        {},
+        {"base_url": ""},
+        {"base_url": "http://x", "structured": "yes"},
+        {"base_url": "http://x", "encryption": "aes"},
+        {"base_url": "http://x", "encryption_cert": ""},
+    ],
+    ids=["no-base", "empty-base", "structured-not-bool", "encryption-unknown", "empty-cert"],
 )
 async def test_bad_settings_are_misconfigured(adapter: NhnMsh, settings_: dict[str, Any]) -> None:
     d = dataclasses.replace(delivery("unused"), settings=settings_)
@@ -483,11 +518,17 @@ async def test_no_person_data_in_any_failure_detail(
 # --------------------------------------------------------------------------- the unread list
 
 
-def apprec_for(msg_id: str, status: ReceiptStatus = ReceiptStatus.OK) -> bytes:
+def apprec_for(
+    msg_id: str,
+    status: ReceiptStatus = ReceiptStatus.OK,
+    *,
+    her_id: int = KE_HER,
+    orgnr: str | None = None,
+) -> bytes:
     return receipt_to_apprec(
         Receipt(
             generated_at=dt.datetime.now(dt.UTC),
-            sender=Organisation(name="KE", her_id=KE_HER),
+            sender=Organisation(name="KE", her_id=her_id, orgnr=orgnr),
             receiver=None,
             status=status,
             original_message_type="DIALOG_HELSEFAGLIG",
@@ -501,23 +542,25 @@ async def test_other_documents_are_handed_in_not_dropped_and_broken_apprecs_kept
     service: NhnMessageService, adapter: NhnMsh
 ) -> None:
     adapter.remember({"base_url": service.base_url})
-    not_apprec = service.put_message(
+    not_apprec = service.put_sealed(
         GATEWAY_HER, b"<Dialogmelding xmlns='x'/>", sender_her_id=KE_HER
     )
-    not_xml = service.put_message(GATEWAY_HER, b"\x00 not xml", sender_her_id=KE_HER)
+    not_xml = service.put_sealed(GATEWAY_HER, b"\x00 not xml", sender_her_id=KE_HER)
     good = apprec_for(str(uuid.uuid4()))
-    broken = service.put_message(
+    broken = service.put_sealed(
         GATEWAY_HER, re.sub(rb"<Status[^>]*/>", b"", good), sender_her_id=KE_HER
     )
     answered = str(uuid.uuid4())
-    service.put_message(GATEWAY_HER, apprec_for(answered), sender_her_id=KE_HER)
+    service.put_sealed(GATEWAY_HER, apprec_for(answered), sender_her_id=KE_HER)
 
     acks = await adapter.poll_acknowledgements()
     assert [a.message_id for a in acks] == [answered]
     inbound = adapter.take_inbound()
+    # opened (decrypted, signature checked) and handed in for the core to read or refuse
     assert sorted(d.body for d in inbound) == sorted(
         [b"<Dialogmelding xmlns='x'/>", b"\x00 not xml"]
     )
+    assert all(not d.refused for d in inbound)
     assert adapter.take_inbound() == []  # taken once
     # nothing is marked read before the core has kept it
     unread = service.unread(GATEWAY_HER)
@@ -528,9 +571,9 @@ async def test_other_documents_are_handed_in_not_dropped_and_broken_apprecs_kept
 
 
 async def test_one_poll_per_base_and_every_base_polled(
-    service: NhnMessageService, adapter: NhnMsh
+    service: NhnMessageService, adapter: NhnMsh, pki: SimulatedPki
 ) -> None:
-    other = NhnMessageService()
+    other = NhnMessageService(pki=pki)
     other.start()
     try:
         here = [delivery(service.base_url), delivery(service.base_url, her_id=OTHER_KE_HER)]
@@ -587,9 +630,9 @@ base_url = "{service.base_url}"
 
 
 async def test_bearer_token_from_client_credentials_and_refreshed_after_401(
-    context: AdapterContext, monkeypatch: pytest.MonkeyPatch
+    context: AdapterContext, monkeypatch: pytest.MonkeyPatch, pki: SimulatedPki
 ) -> None:
-    service = NhnMessageService(require_token=True)
+    service = NhnMessageService(require_token=True, pki=pki)
     service.start()
     a = nhn_msh.create(context)
     try:
@@ -848,3 +891,359 @@ def test_acos_refuses_when_the_facts_alone_do_not_fit() -> None:
     assert info.value.cause is Cause.CLIENT_ERROR
     assert info.value.code == "T99"
     assert not info.value.retryable
+
+
+# --------------------------------------------------------------------------- CMS: outbound
+
+
+def stored(service: NhnMessageService, delivered: Delivered) -> tuple[bytes, str]:
+    """What the service holds for the post, as posted, and its content type."""
+    assert delivered.remote_ref is not None
+    return service.document(delivered.remote_ref), service.content_type(delivered.remote_ref)
+
+
+async def test_outbound_travels_signed_and_encrypted_and_opens_to_the_msghead(
+    service: NhnMessageService, adapter: NhnMsh, pki: SimulatedPki, schemas: SchemaSet
+) -> None:
+    the_notice = notice(11)
+    d = delivery(service.base_url, the_notice)
+    delivered = await adapter.deliver(d)
+    assert "signed and encrypted with CMS" in delivered.detail
+    body, content_type = stored(service, delivered)
+    assert content_type == CONTENT_TYPE
+    # nothing of the MsgHead in clear
+    for clear in (b"MsgHead", d.message_id.encode(), the_notice.patient.person_id.encode()):
+        assert clear not in body
+    # opened independently of gateway/cms.py: the receiver's key decrypts (cryptography), and
+    # the SignedData inside (asn1crypto) carries the MsgHead and the gateway's certificate
+    ke = pki.identity(KE_HER)
+    signed = pkcs7.pkcs7_decrypt_der(body, ke.certificate, ke.key, [])
+    sd = asn1_cms.ContentInfo.load(signed)["content"]
+    msghead = sd["encap_content_info"]["content"].native
+    assert [c.chosen.dump() for c in sd["certificates"]] == [
+        pki.identity(GATEWAY_HER).certificate.public_bytes(serialization.Encoding.DER)
+    ]
+    # exactly the MsgHead the receiver's system keeps, valid, with our MsgId
+    assert msghead == service.kept(KE_HER)[d.message_id]
+    root = parse_xml(msghead, max_bytes=10**7)
+    assert schemas.errors(root) == []
+    assert xpath(root, "/mh:MsgHead/mh:MsgInfo/mh:MsgId/text()") == [d.message_id]
+    # and the signature holds for the receiver (the simulated KE opened and answered OK)
+    assert service.stats().sealed == 1
+    [ack] = await adapter.poll_acknowledgements()
+    assert ack.ok
+
+
+async def test_another_receiver_cannot_open_it(
+    service: NhnMessageService, adapter: NhnMsh, pki: SimulatedPki
+) -> None:
+    delivered = await adapter.deliver(delivery(service.base_url))
+    body, _ = stored(service, delivered)
+    other = pki.identity(OTHER_KE_HER)
+    with pytest.raises(ValueError):  # noqa: PT011 -- cryptography's own refusal
+        pkcs7.pkcs7_decrypt_der(body, other.certificate, other.key, [])
+
+
+async def test_the_ke_answers_signed_and_encrypted_to_the_gateway(
+    service: NhnMessageService, adapter: NhnMsh
+) -> None:
+    d = delivery(service.base_url)
+    await adapter.deliver(d)
+    [nhn_id] = service.unread(GATEWAY_HER)
+    assert service.content_type(nhn_id) == CONTENT_TYPE
+    assert b"AppRec" not in service.document(nhn_id)
+    [ack] = await adapter.poll_acknowledgements()
+    assert (ack.message_id, ack.ok) == (d.message_id, True)
+
+
+async def test_a_receiver_without_a_certificate_is_a_final_configuration_error(
+    service: NhnMessageService, adapter: NhnMsh
+) -> None:
+    no_cert_her = 99001599
+    with pytest.raises(DeliveryFailed) as info:
+        await adapter.deliver(delivery(service.base_url, her_id=no_cert_her))
+    assert info.value.cause is Cause.MISCONFIGURED
+    assert not info.value.retryable
+    assert str(no_cert_her) in info.value.detail
+    assert "IPGW_NHN_CERT_DIR" in info.value.detail
+    assert "encryption_cert" in info.value.detail
+    assert service.posts == 0  # nothing sent in clear instead
+
+
+async def test_encryption_cert_setting_comes_first_and_is_relative_to_the_directory(
+    service: NhnMessageService, pki: SimulatedPki, db: Database, tmp_path: Path
+) -> None:
+    elsewhere = tmp_path / "directory" / "certs"
+    elsewhere.mkdir(parents=True)
+    (elsewhere / "ke.pem").write_bytes(pki.cert_file(KE_HER).read_bytes())
+    context = context_for(
+        db, tmp_path, directory_file=tmp_path / "directory" / "directory.toml", nhn_cert_dir=None
+    )
+    a = nhn_msh.create(context)
+    try:
+        delivered = await a.deliver(delivery(service.base_url, encryption_cert="certs/ke.pem"))
+        assert stored(service, delivered)[1] == CONTENT_TYPE
+        # a path to a file that is not there is said, not guessed around
+        with pytest.raises(DeliveryFailed) as info:
+            await a.deliver(delivery(service.base_url, encryption_cert="certs/missing.pem"))
+        assert info.value.cause is Cause.MISCONFIGURED
+        assert "missing.pem" in info.value.detail
+    finally:
+        await a.aclose()
+
+
+async def test_an_expired_receiver_certificate_is_a_final_configuration_error(
+    service: NhnMessageService, adapter: NhnMsh, pki: SimulatedPki
+) -> None:
+    now = dt.datetime.now(dt.UTC)
+    pki.replace(
+        KE_HER,
+        pki.authority.issue(
+            "KE", not_before=now - dt.timedelta(days=400), not_after=now - dt.timedelta(days=2)
+        ),
+    )
+    with pytest.raises(DeliveryFailed) as info:
+        await adapter.deliver(delivery(service.base_url))
+    assert info.value.cause is Cause.MISCONFIGURED
+    assert "expired" in info.value.detail
+    assert "S02" in info.value.detail
+    assert service.posts == 0
+
+
+async def test_the_gateways_expired_certificate_is_a_final_configuration_error(
+    service: NhnMessageService, adapter: NhnMsh, pki: SimulatedPki
+) -> None:
+    """Every receiver would refuse it (S02): said to the operator at once instead."""
+    now = dt.datetime.now(dt.UTC)
+    pki.replace(
+        GATEWAY_HER,
+        pki.authority.issue(
+            "ip-gateway",
+            not_before=now - dt.timedelta(days=400),
+            not_after=now - dt.timedelta(days=2),
+        ),
+    )
+    with pytest.raises(DeliveryFailed) as info:
+        await adapter.deliver(delivery(service.base_url))
+    assert info.value.cause is Cause.MISCONFIGURED
+    assert not info.value.retryable
+    assert "gateway's signing" in info.value.detail
+    assert "expired" in info.value.detail
+    assert service.posts == 0
+
+
+async def test_the_gateway_without_its_signing_key_does_not_post(
+    service: NhnMessageService, db: Database, tmp_path: Path
+) -> None:
+    a = nhn_msh.create(context_for(db, tmp_path, nhn_signing_key=None))
+    try:
+        with pytest.raises(DeliveryFailed) as info:
+            await a.deliver(delivery(service.base_url))
+        assert info.value.cause is Cause.MISCONFIGURED
+        assert "IPGW_NHN_SIGNING_KEY" in info.value.detail
+        assert service.posts == 0
+    finally:
+        await a.aclose()
+
+
+async def test_encryption_none_posts_plain_and_takes_the_plain_answer(
+    service: NhnMessageService, adapter: NhnMsh
+) -> None:
+    d = delivery(service.base_url, encryption="none")
+    delivered = await adapter.deliver(d)
+    assert 'encryption = "none"' in delivered.detail
+    body, content_type = stored(service, delivered)
+    assert content_type == "application/xml"
+    assert parse_xml(body, max_bytes=10**7).tag == f"{{{MH}}}MsgHead"
+    [nhn_id] = service.unread(GATEWAY_HER)
+    assert service.content_type(nhn_id) == "application/xml"  # answered as it came
+    [ack] = await adapter.poll_acknowledgements()
+    assert ack.message_id == d.message_id
+
+
+async def test_a_receiver_that_does_not_trust_our_ca_answers_s02(
+    service: NhnMessageService, db: Database, tmp_path: Path, pki: SimulatedPki
+) -> None:
+    """The gateway trusts a second CA (its own certificate's), the KE does not: the KE's
+    system refuses the document with S02 in a (signed, encrypted) AppRec."""
+    other = Authority.create("Another CA")
+    ours = other.issue("ip-gateway", orgnr="974760673")
+    key_file, cert_file, bundle = (tmp_path / n for n in ("gw.key", "gw.pem", "cas.pem"))
+    key_file.write_bytes(
+        ours.key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    cert_file.write_bytes(ours.certificate.public_bytes(serialization.Encoding.PEM))
+    bundle.write_bytes(
+        pki.ca_file.read_bytes() + other.certificate.public_bytes(serialization.Encoding.PEM)
+    )
+    a = nhn_msh.create(
+        context_for(
+            db,
+            tmp_path,
+            nhn_signing_key=key_file,
+            nhn_signing_cert=cert_file,
+            nhn_trusted_ca=bundle,
+            # the KE answers to the gateway's certificate in the PKI; we decrypt with that one
+            nhn_encryption_key=pki.key_file(GATEWAY_HER),
+            nhn_encryption_cert=pki.cert_file(GATEWAY_HER),
+        )
+    )
+    try:
+        d = delivery(service.base_url)
+        await a.deliver(d)
+        assert service.kept(KE_HER) == {}
+        assert service.stats().refused_signatures == 1
+        [ack] = await a.poll_acknowledgements()
+        assert ack.message_id == d.message_id
+        assert [e.code for e in ack.errors] == ["S02"]
+    finally:
+        await a.aclose()
+
+
+# --------------------------------------------------------------------------- CMS: inbound
+
+
+def tampered_signature(document: bytes, signer: Identity, recipient: Identity) -> bytes:
+    """``document`` signed and encrypted properly, except that one bit of the signature was
+    changed on the way."""
+    info = asn1_cms.ContentInfo.load(
+        asn1_cms.ContentInfo.load(
+            pkcs7.pkcs7_decrypt_der(
+                seal(document, signer, recipient.certificate),
+                recipient.certificate,
+                recipient.key,
+                [],
+            )
+        ).dump()
+    )
+    signer_info = info["content"]["signer_infos"][0]
+    signature = bytearray(signer_info["signature"].native)
+    signature[5] ^= 0x01
+    signer_info["signature"] = bytes(signature)
+    return (
+        pkcs7.PKCS7EnvelopeBuilder()
+        .set_data(info.dump(force=True))
+        .add_recipient(recipient.certificate)
+        .encrypt(serialization.Encoding.DER, [pkcs7.PKCS7Options.Binary])
+    )
+
+
+async def refused_inbound(adapter: NhnMsh, service: NhnMessageService) -> list[str]:
+    """The codes of what the adapter hands in refused; checks that nothing was acknowledged
+    and that each is marked read once handed over (kept by the core), not before."""
+    assert await adapter.poll_acknowledgements() == []
+    inbound = adapter.take_inbound()
+    unread = set(service.unread(GATEWAY_HER))
+    assert {d.handle.rsplit("|", 1)[1] for d in inbound} <= unread
+    await adapter.mark_inbound_handled(inbound)
+    assert service.unread(GATEWAY_HER) == []
+    return [e.code for d in inbound for e in d.refused]
+
+
+async def test_inbound_bad_signature_is_refused_s01_and_kept_as_it_came(
+    service: NhnMessageService, adapter: NhnMsh, pki: SimulatedPki
+) -> None:
+    adapter.remember({"base_url": service.base_url})
+    body = tampered_signature(
+        apprec_for(str(uuid.uuid4())), pki.identity(KE_HER), pki.identity(GATEWAY_HER)
+    )
+    service.put_message(GATEWAY_HER, body, sender_her_id=KE_HER, content_type=CONTENT_TYPE)
+    await adapter.poll_acknowledgements()
+    [document] = adapter.take_inbound()
+    assert [e.code for e in document.refused] == ["S01"]
+    assert document.body == body  # the document as it came, for the operator
+    assert document.content_type == CONTENT_TYPE
+
+
+@pytest.mark.parametrize(
+    ("case", "code"),
+    [("expired", "S02"), ("other-ca", "S02"), ("not-for-signing", "S02"), ("plain", "S01")],
+)
+async def test_inbound_certificate_faults_are_refused(
+    service: NhnMessageService, adapter: NhnMsh, pki: SimulatedPki, case: str, code: str
+) -> None:
+    adapter.remember({"base_url": service.base_url})
+    now = dt.datetime.now(dt.UTC)
+    signers = {
+        "expired": lambda: pki.authority.issue(
+            "KE", not_before=now - dt.timedelta(days=30), not_after=now - dt.timedelta(days=1)
+        ),
+        "other-ca": lambda: Authority.create("Another CA").issue("KE"),
+        "not-for-signing": lambda: pki.authority.issue("KE", sign=False),
+    }
+    apprec = apprec_for(str(uuid.uuid4()))
+    if case == "plain":
+        service.put_message(GATEWAY_HER, apprec, sender_her_id=KE_HER)
+    else:
+        pki.replace(KE_HER, signers[case]())
+        service.put_sealed(GATEWAY_HER, apprec, sender_her_id=KE_HER)
+    assert await refused_inbound(adapter, service) == [code]
+
+
+async def test_inbound_revoked_certificate_is_refused_s03(
+    service: NhnMessageService, pki: SimulatedPki, db: Database, tmp_path: Path
+) -> None:
+    crl_file = tmp_path / "ca.crl"
+    crl = pki.authority.revocation_list([pki.identity(KE_HER).certificate])
+    crl_file.write_bytes(crl.public_bytes(serialization.Encoding.DER))
+    a = nhn_msh.create(context_for(db, tmp_path, nhn_crl_files=[crl_file]))
+    try:
+        a.remember({"base_url": service.base_url})
+        service.put_sealed(GATEWAY_HER, apprec_for(str(uuid.uuid4())), sender_her_id=KE_HER)
+        service.put_sealed(
+            GATEWAY_HER, apprec_for(str(uuid.uuid4()), her_id=OTHER_KE_HER),
+            sender_her_id=OTHER_KE_HER,
+        )  # fmt: skip
+        acks = await a.poll_acknowledgements()
+        assert len(acks) == 1  # the other KE's certificate is not on the list
+        assert [e.code for d in a.take_inbound() for e in d.refused] == ["S03"]
+    finally:
+        await a.aclose()
+
+
+async def test_inbound_sender_that_is_not_the_transport_sender_is_refused_s99(
+    service: NhnMessageService, adapter: NhnMsh
+) -> None:
+    """Another KE, with its own valid certificate, sends an AppRec in KE_HER's name."""
+    adapter.remember({"base_url": service.base_url})
+    service.put_sealed(
+        GATEWAY_HER, apprec_for(str(uuid.uuid4()), her_id=KE_HER), sender_her_id=OTHER_KE_HER
+    )
+    assert await refused_inbound(adapter, service) == ["S99"]
+
+
+async def test_inbound_certificate_of_another_organisation_is_refused_s02(
+    service: NhnMessageService, adapter: NhnMsh, pki: SimulatedPki
+) -> None:
+    adapter.remember({"base_url": service.base_url})
+    pki.replace(KE_HER, pki.authority.issue("KE", orgnr="974760673"))
+    service.put_sealed(
+        GATEWAY_HER, apprec_for(str(uuid.uuid4()), orgnr="964338531"), sender_her_id=KE_HER
+    )
+    assert await refused_inbound(adapter, service) == ["S02"]
+    # the same certificate for the organisation it names is fine
+    answered = str(uuid.uuid4())
+    service.put_sealed(GATEWAY_HER, apprec_for(answered, orgnr="974760673"), sender_her_id=KE_HER)
+    assert [a.message_id for a in await adapter.poll_acknowledgements()] == [answered]
+
+
+async def test_inbound_without_the_gateways_keys_is_left_unread_not_refused(
+    service: NhnMessageService, db: Database, tmp_path: Path
+) -> None:
+    """The gateway's own configuration is at fault, not the sender: nothing is refused or
+    lost; it is opened once the keys are there."""
+    a = nhn_msh.create(context_for(db, tmp_path, nhn_signing_key=None))
+    try:
+        a.remember({"base_url": service.base_url})
+        nhn_id = service.put_sealed(
+            GATEWAY_HER, apprec_for(str(uuid.uuid4())), sender_her_id=KE_HER
+        )
+        assert await a.poll_acknowledgements() == []
+        assert a.take_inbound() == []
+        assert service.unread(GATEWAY_HER) == [nhn_id]
+    finally:
+        await a.aclose()

@@ -29,7 +29,8 @@ pytestmark = pytest.mark.integration
 HMR = HELSE_MORE_OG_ROMSDAL
 MOLDE = (
     '[[kommune]]\nnr = "1506"\nname = "Molde"\n[kommune.ke]\n'
-    'name = "Koordinerende enhet, Molde"\nher_id = 99001506\nadapter = "ke_inbox"\n'
+    'name = "Koordinerende enhet, Molde"\nher_id = 99001506\n'
+    'orgnr = "991506004"\nadapter = "ke_inbox"\n'
 )
 
 
@@ -119,7 +120,8 @@ async def test_without_the_flag_or_a_listed_trust_only_the_kommune_gets_it(
     client: httpx.AsyncClient,
 ) -> None:
     plain = notice(103, takes_part=False)
-    other = Organisation(name="Sykehuset i Vestfold HF", her_id=99200001)
+    # a trust not in the directory: its token and the message name its organisasjonsnummer
+    other = Organisation(name="Sykehuset i Vestfold HF", her_id=99200001, orgnr="983975267")
     unlisted = notice(104, takes_part=True, sender=other)
     ids = []
     for n in (plain, unlisted):

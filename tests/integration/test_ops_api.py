@@ -225,15 +225,16 @@ async def test_single_retry_needs_an_operator_and_records_them(
     client: httpx.AsyncClient, settings: Settings
 ) -> None:
     _, message_id = await dead_notice(client, 21)
-    for headers in (
-        {},
-        {"X-Operator": ""},
-        {"X-Operator": "ola nordmann"},
-        {"X-Operator": "x" * 65},
+    # who acts is the token's: none, a malformed one, or a viewer's may not retry
+    for headers, status, code in (
+        ({"Authorization": ""}, 401, "token-missing"),
+        ({"Authorization": "Bearer not.a.token"}, 401, "token-malformed"),
+        ({"Authorization": "Basic b3BzOm9wcw=="}, 401, "token-missing"),
+        ({"X-Operator-Role": "viewer"}, 403, "scope-missing"),
     ):
         r = await client.post(f"/messages/{message_id}/retry", headers=headers)
-        assert r.status_code == 400, headers
-        assert r.json()["type"].endswith("/operator-required")
+        assert r.status_code == status, headers
+        assert r.json()["type"].endswith(f"/{code}")
     assert (await client.get(f"/messages/{message_id}")).json()["status"] == "DEAD"
     await fix_directory(client, settings)
     r = await client.post(f"/messages/{message_id}/retry", headers=OPERATOR)
@@ -250,9 +251,10 @@ async def test_bulk_retry_by_ids(client: httpx.AsyncClient, settings: Settings) 
     _, held = await held_notice(client, 33)
     _, delivered = await delivered_notice(client, 34)
 
+    viewer = {"X-Operator-Role": "viewer"}
     assert (
-        await client.post("/ops/messages/retry", json={"ids": dead})
-    ).status_code == 400  # no operator
+        await client.post("/ops/messages/retry", json={"ids": dead}, headers=viewer)
+    ).status_code == 403  # looking is not acting
 
     # before the directory is fixed a retry leaves them DEAD, but it is on their timelines
     r = await client.post("/ops/messages/retry", json={"ids": dead}, headers=OPERATOR)
@@ -347,9 +349,9 @@ async def test_discard_a_held_message(client: httpx.AsyncClient) -> None:
     url = f"/messages/{message_id}/discard"
     reason = "sent twice by the ward, confirmed on the phone"
 
-    r = await client.post(url, json={"reason": reason})
-    assert r.status_code == 400
-    assert r.json()["type"].endswith("/operator-required")
+    r = await client.post(url, json={"reason": reason}, headers={"X-Operator-Role": "viewer"})
+    assert r.status_code == 403
+    assert r.json()["type"].endswith("/scope-missing")
     for body in (None, {}, {"reason": None}, {"reason": "  no  "}, {"reason": "x" * 501}):
         r = await client.post(url, json=body, headers=OPERATOR)
         assert r.status_code == 422, body

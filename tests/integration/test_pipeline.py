@@ -13,6 +13,7 @@ import pytest
 
 from gateway.demo.peers import notice_body
 from gateway.demo.samples import make_notice
+from gateway.demo.tokens import PartyTokens
 from mappings.fhir.notice import bundle_to_notice, notice_to_bundle
 
 pytestmark = pytest.mark.integration
@@ -163,10 +164,15 @@ async def test_inbox_is_only_for_its_kommune(client: httpx.AsyncClient) -> None:
     other = await client.post(f"/ke/1508/inbox/{message_id}/ack")
     assert other.status_code == 404
     assert other.json()["type"].endswith("/not-in-inbox")
+    # no KE's token opens a kommune the directory does not list for its organisation
     unknown = await client.get("/ke/0301/inbox")
-    assert unknown.status_code == 404
-    assert unknown.json()["type"].endswith("/unknown-kommune")
-    assert (await client.get("/ke/15x6/inbox")).status_code == 422
+    assert unknown.status_code == 403
+    assert unknown.json()["type"].endswith("/not-your-inbox")
+    # a KE's own token, on a kommunenummer that is not one
+    assert isinstance(client.auth, PartyTokens)
+    ke_1506 = client.auth.token_for(client.build_request("GET", "/ke/1506/inbox"))
+    bad = await client.get("/ke/15x6/inbox", headers={"Authorization": f"Bearer {ke_1506}"})
+    assert bad.status_code == 422
 
 
 async def test_ke_rejection_reaches_the_sender(client: httpx.AsyncClient) -> None:

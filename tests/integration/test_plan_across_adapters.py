@@ -45,6 +45,7 @@ from adapters.nhn_msh import NhnMsh
 from gateway.config import Settings
 from gateway.delivery import AdapterContext, Delivered, Delivery, DeliveryFailed
 from gateway.delivery_policy import Cause
+from gateway.demo.pki import SimulatedPki
 from gateway.demo.platforms.fhir_server import FhirPlatform
 from gateway.demo.platforms.nhn_msh_server import NhnMessageService
 from gateway.domain.model import CoordinatingUnit, Organisation
@@ -189,11 +190,19 @@ class World:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp("plans")
-    fhir, nhn = FhirPlatform(), NhnMessageService()
+    # the NHN path signed and encrypted (CMS), with test certificates, as on the health network
+    pki = SimulatedPki(tmp / "pki")
+    pki.ensure(GATEWAY_HER, KE_HER)
+    fhir, nhn = FhirPlatform(), NhnMessageService(pki=pki)
     fhir.start()
     nhn.start()
     db = Database(f"sqlite:///{tmp / 'store.db'}")
-    context = AdapterContext(settings=Settings(data_dir=tmp, gateway_her_id=GATEWAY_HER), db=db)
+    context = AdapterContext(
+        settings=Settings(
+            data_dir=tmp, gateway_her_id=GATEWAY_HER, **pki.gateway_settings(GATEWAY_HER)
+        ),
+        db=db,
+    )
     runner = asyncio.Runner()
     adapters: dict[str, FhirRest | NhnMsh] = {
         "fhir_rest": fhir_rest.create(context),

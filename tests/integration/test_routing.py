@@ -27,6 +27,7 @@ name = "Oslo"
 [kommune.ke]
 name = "Koordinerende enhet, Oslo kommune"
 her_id = 99000301        # FICTITIOUS
+orgnr = "990301018"
 adapter = "ke_inbox"
 """
 

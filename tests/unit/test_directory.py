@@ -282,3 +282,32 @@ def test_directory_instead_of_file_is_refused(tmp_path: Path) -> None:
 def test_wrong_shape_is_a_directory_error_not_a_crash(tmp_path: Path, text: str) -> None:
     path = write(tmp_path, text)
     assert_refused(path, str(path))
+
+
+# --------------------------------------------------------------------------- KEs' orgnr (issue 8)
+
+
+def test_every_shipped_ke_has_an_orgnr_of_its_own(default: Directory) -> None:
+    orgnrs = [e.unit.orgnr for e in default.entries.values()]
+    assert None not in orgnrs
+    assert len(set(orgnrs)) == len(orgnrs)
+    nr, first = next(iter(default.entries.items()))
+    assert default.kommuner_of(frozenset({first.unit.orgnr or ""})) == {nr}
+    assert default.orgnr_of_her_id(first.unit.her_id) == first.unit.orgnr
+
+
+def test_a_ke_orgnr_is_checked_and_unique(tmp_path: Path) -> None:
+    good = entry("1506", 81234567).replace(
+        'adapter = "ke_inbox"', 'orgnr = "991506004"\nadapter = "ke_inbox"'
+    )
+    loaded = load_directory(write(tmp_path, good))
+    assert loaded.kommuner_of(frozenset({"991506004"})) == {"1506"}
+    assert loaded.kommuner_of(frozenset({"983974899"})) == frozenset()
+    wrong_check = good.replace("991506004", "991506005")
+    with pytest.raises(DirectoryError, match="kommune entry #1"):
+        load_directory(write(tmp_path, wrong_check))
+    twice = good + entry("1508", 81234568).replace(
+        'adapter = "ke_inbox"', 'orgnr = "991506004"\nadapter = "ke_inbox"'
+    )
+    with pytest.raises(DirectoryError, match="orgnr 991506004 is listed twice"):
+        load_directory(write(tmp_path, twice))

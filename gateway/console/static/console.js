@@ -9,25 +9,44 @@ const view = document.getElementById("view");
 let timer = null;
 
 // ------------------------------------------------------------------ who acts
+// The operator's bearer token (from HelseID, or `ipgw token --as operator` in development),
+// kept for this tab only. The gateway checks it on every call; what the page shows of it
+// (who, which role) is read from the token for display, never trusted.
+
+const ROLE_OF = [["ipgw/ops.content", "privileged"], ["ipgw/ops.act", "operator"], ["ipgw/ops.read", "viewer"]];
+
+function claims(token) {
+  try {
+    const part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    return JSON.parse(decodeURIComponent(escape(atob(part))));
+  } catch (e) { return null; }
+}
 
 function who() {
-  return {
-    operator: sessionStorage.getItem("operator") || "",
-    role: sessionStorage.getItem("role") || "viewer",
-  };
+  const token = sessionStorage.getItem("token") || "";
+  const c = token ? claims(token) : null;
+  const scopes = c ? (Array.isArray(c.scope) ? c.scope : String(c.scope || "").split(" ")) : [];
+  const role = (ROLE_OF.find(([s]) => scopes.includes(s)) || [null, "none"])[1];
+  return { token, operator: c ? c.sub || c.client_id || "" : "", role };
 }
 
 function showWho() {
   const w = who();
-  document.getElementById("operator").value = w.operator;
-  document.getElementById("role").value = w.role;
-  document.getElementById("whoami").textContent = w.operator ? `${w.operator} (${w.role})` : "";
+  document.getElementById("whoami").textContent = w.token ? `${w.operator} (${w.role})` : "";
+}
+
+// a token handed over in the address (`/console/#token=...`, as `make demo` prints it) is
+// taken and removed from the address at once, so it stays out of the history
+if (location.hash.startsWith("#token=")) {
+  sessionStorage.setItem("token", decodeURIComponent(location.hash.slice(7)));
+  history.replaceState(null, "", location.pathname + "#overview");
 }
 
 document.getElementById("who").addEventListener("submit", (e) => {
   e.preventDefault();
-  sessionStorage.setItem("operator", document.getElementById("operator").value);
-  sessionStorage.setItem("role", document.getElementById("role").value);
+  const field = document.getElementById("token");
+  sessionStorage.setItem("token", field.value.trim());
+  field.value = "";
   showWho();
   route();
 });
@@ -63,8 +82,8 @@ function age(seconds) {
 
 async function api(method, path, body) {
   const w = who();
-  const headers = { "X-Operator-Role": w.role };
-  if (w.operator) headers["X-Operator"] = w.operator;
+  const headers = {};
+  if (w.token) headers["Authorization"] = `Bearer ${w.token}`;
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const r = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   const text = await r.text();

@@ -23,9 +23,20 @@ a resend is counted as a redelivery, not stored again, but answered again (recei
 every copy, so a sender whose AppRec was lost gets one). The mode is set per receiver HER-id
 or for all, at runtime, from another thread (:meth:`NhnMessageService.set_mode`).
 
-Simplifications: the service checks that the business document is XML with a ``MsgId``
-(400 otherwise; the real service, which carries encrypted documents, leaves that to the
-receiver), and no signing or encryption is simulated.
+Signed and encrypted documents (CMS, content type ``application/pkcs7-mime``; see
+``gateway/cms.py``): given a :class:`~gateway.demo.pki.SimulatedPki`, each receiver opens what
+it gets with its own key, as a real one would: decrypts, checks the signature and that the
+signer's certificate chains to the PKI's CA, is valid now and is for signing. A document whose
+signature or certificate does not hold is not kept; the receiver answers it with AppRec status
+2 and ``S01``/``S02``/``S03``. The receivers' AppRecs to a document that came signed and
+encrypted go back signed by the receiver and encrypted to the original sender's certificate
+(the PKI's certificate for that HER-id). Plain documents (``application/xml``) are taken and
+answered in plain, as before: the gateway sends plain only to peers marked so.
+
+Simplifications: the service checks that the business document is a MsgHead with a ``MsgId``
+(400 otherwise), and one it cannot open (no key for the receiver, or not for the receiver's
+key, or damaged) is refused with 400 too: the real service carries encrypted documents blind
+and leaves both to the receiver, which could not answer a document it cannot read.
 """
 
 from __future__ import annotations
@@ -48,6 +59,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from gateway.cms import CONTENT_TYPE, CmsRefused, is_cms, open_sealed, seal
+from gateway.demo.pki import SimulatedPki
 from gateway.demo.platforms.server import ThreadedServer
 from gateway.domain.model import Organisation
 from gateway.domain.receipt import Receipt, ReceiptError, ReceiptStatus, Refused
@@ -100,6 +113,10 @@ class Stats:
     #: logical messages a receiver keeps under more than one MsgId (a duplicate in effect)
     duplicates_in_effect: int
     apprecs_sent: int
+    #: posts that came signed and encrypted (CMS) and opened
+    sealed: int = 0
+    #: documents a receiver refused for their signature or certificate (S01/S02/S03)
+    refused_signatures: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -109,6 +126,8 @@ class Stats:
             "redeliveries": self.redeliveries,
             "duplicatesInEffect": self.duplicates_in_effect,
             "apprecsSent": self.apprecs_sent,
+            "sealed": self.sealed,
+            "refusedSignatures": self.refused_signatures,
         }
 
 
@@ -117,8 +136,11 @@ class _Message:
     id: str
     sender_her_id: int
     receivers: tuple[int, ...]
+    #: as posted (CMS, or a plain MsgHead)
     document: bytes
     content_type: str
+    #: the MsgHead as its receiver read it (the same bytes when it came plain)
+    plain: bytes
     read_by: set[int] = field(default_factory=set)
     #: the answers to this message, as GET /Messages/{id}/apprec returns them
     apprecs: list[dict[str, Any]] = field(default_factory=list)
@@ -148,9 +170,16 @@ class NhnMessageService:
     """The simulated service and its receivers; thread-safe (served in its own thread)."""
 
     def __init__(
-        self, *, port: int = 0, require_token: bool = False, client_secret: str | None = None
+        self,
+        *,
+        port: int = 0,
+        require_token: bool = False,
+        client_secret: str | None = None,
+        pki: SimulatedPki | None = None,
     ) -> None:
         self.require_token = require_token
+        #: the receivers' keys and the CA they trust; None: plain documents only
+        self.pki = pki
         #: what the token endpoint takes (a fresh one per service unless given)
         self.client_secret = client_secret or secrets.token_urlsafe(16)
         self._lock = threading.Lock()
@@ -161,6 +190,8 @@ class NhnMessageService:
         self._received: Counter[str] = Counter()
         self._redeliveries = 0
         self._apprecs_sent = 0
+        self._sealed = 0
+        self._refused_signatures = 0
         #: (receiver, MsgId) -> the document the receiver keeps
         self._kept: dict[tuple[int, str], bytes] = {}
         #: (receiver, logical key) -> the MsgIds it was kept under
@@ -240,10 +271,35 @@ class NhnMessageService:
         with self._lock:
             self._tokens.clear()
 
-    def put_message(self, receiver_her_id: int, document: bytes, *, sender_her_id: int) -> str:
+    def put_message(
+        self,
+        receiver_her_id: int,
+        document: bytes,
+        *,
+        sender_her_id: int,
+        content_type: str = "application/xml",
+    ) -> str:
         """Leave any document in a receiver's unread list, as some other party would."""
         with self._lock:
-            return self._store(sender_her_id, (receiver_her_id,), document, "application/xml")
+            return self._store(sender_her_id, (receiver_her_id,), document, content_type, document)
+
+    def put_sealed(self, receiver_her_id: int, document: bytes, *, sender_her_id: int) -> str:
+        """Leave a document signed by ``sender_her_id`` and encrypted to ``receiver_her_id``
+        (both key pairs from the PKI), as a party on the health network sends it."""
+        pki = self._require_pki()
+        sealed = seal(
+            document,
+            pki.identity(sender_her_id),
+            pki.identity(receiver_her_id).certificate,
+        )
+        return self.put_message(
+            receiver_her_id, sealed, sender_her_id=sender_her_id, content_type=CONTENT_TYPE
+        )
+
+    def _require_pki(self) -> SimulatedPki:
+        if self.pki is None:
+            raise RuntimeError("this simulated service was started without a PKI")
+        return self.pki
 
     # ------------------------------------------------------------------ observing
 
@@ -256,6 +312,8 @@ class NhnMessageService:
                 redeliveries=self._redeliveries,
                 duplicates_in_effect=sum(1 for ids in self._logical.values() if len(ids) > 1),
                 apprecs_sent=self._apprecs_sent,
+                sealed=self._sealed,
+                refused_signatures=self._refused_signatures,
             )
 
     @property
@@ -288,8 +346,24 @@ class NhnMessageService:
             return [m.id for m in self._messages.values() if _unread_by(m, her_id)]
 
     def document(self, nhn_id: str) -> bytes:
+        """The document as it was posted (CMS when it came signed and encrypted)."""
         with self._lock:
             return self._messages[nhn_id].document
+
+    def content_type(self, nhn_id: str) -> str:
+        with self._lock:
+            return self._messages[nhn_id].content_type
+
+    def opened(self, nhn_id: str) -> bytes:
+        """The document as its receiver reads it: opened with the receiver's key if it came
+        signed and encrypted (an AppRec to the gateway: with the gateway's key, from the PKI)."""
+        with self._lock:
+            message = self._messages[nhn_id]
+        if not is_cms(message.content_type):
+            return message.document
+        pki = self._require_pki()
+        [receiver] = message.receivers
+        return open_sealed(message.document, [pki.identity(receiver)], pki.trust()).content
 
     def kept(self, her_id: int) -> dict[str, bytes]:
         """MsgId -> document, for what the receiver's system keeps (one per MsgId)."""
@@ -306,7 +380,8 @@ class NhnMessageService:
         try:
             body = await request.json()
             sender, receivers, document, content_type = _post_body(body)
-            read = _read_msghead(document)
+            plain, refusal = self._open(receivers, document, content_type)
+            read = _read_msghead(plain)
         except _Refusal as e:
             return JSONResponse({"error": e.error}, status_code=e.status)
         except ValueError:
@@ -318,10 +393,16 @@ class NhnMessageService:
         if delay:
             await asyncio.sleep(delay)
         with self._lock:
-            nhn_id = self._store(sender, receivers, document, content_type)
+            nhn_id = self._store(sender, receivers, document, content_type, plain)
             message = self._messages[nhn_id]
+            if is_cms(content_type):
+                self._sealed += refusal is None
+                self._refused_signatures += refusal is not None
             for her, behaviour in zip(receivers, behaviours, strict=True):
-                self._arrive(message, her, read, behaviour)
+                if refusal is not None:
+                    self._refuse(message, her, read, refusal, behaviour)
+                else:
+                    self._arrive(message, her, read, behaviour)
         return JSONResponse(nhn_id, status_code=201)
 
     async def _unread(self, request: Request) -> Response:
@@ -339,7 +420,7 @@ class NhnMessageService:
             return JSONResponse({"error": "receiverHerIds must be HER-ids"}, status_code=400)
         with self._lock:
             items = [
-                {"id": m.id, "receiverHerId": her}
+                {"id": m.id, "receiverHerId": her, "senderHerId": m.sender_her_id}
                 for m in self._messages.values()
                 for her in m.receivers
                 if her in wanted and _unread_by(m, her)
@@ -388,7 +469,7 @@ class NhnMessageService:
             if message is None or her not in message.receivers:
                 return JSONResponse({"error": "no such message for this HER-id"}, status_code=404)
             try:
-                read = _read_msghead(message.document)
+                read = _read_msghead(message.plain)
             except _Refusal as e:
                 return JSONResponse({"error": e.error}, status_code=e.status)
             version = self._behaviour_locked(her).apprec_version
@@ -438,11 +519,52 @@ class NhnMessageService:
         return self._behaviours.get(her_id, self._default)
 
     def _store(
-        self, sender: int, receivers: tuple[int, ...], document: bytes, content_type: str
+        self,
+        sender: int,
+        receivers: tuple[int, ...],
+        document: bytes,
+        content_type: str,
+        plain: bytes,
     ) -> str:
         nhn_id = str(uuid.uuid4())
-        self._messages[nhn_id] = _Message(nhn_id, sender, receivers, document, content_type)
+        self._messages[nhn_id] = _Message(nhn_id, sender, receivers, document, content_type, plain)
         return nhn_id
+
+    def _open(
+        self, receivers: tuple[int, ...], document: bytes, content_type: str
+    ) -> tuple[bytes, ReceiptError | None]:
+        """The MsgHead a receiver reads, and why it refuses it (a signature or certificate that
+        does not hold), as the receiver's system would open it; _Refusal when it cannot."""
+        if not is_cms(content_type):
+            return document, None
+        if self.pki is None:
+            raise _Refusal(400, "this service's receivers take no signed and encrypted documents")
+        if len(receivers) != 1:
+            raise _Refusal(400, "a document encrypted to one receiver has one receiver")
+        identity = self.pki.known(receivers[0])
+        if identity is None:
+            raise _Refusal(400, "the receiver has no key to open the document with")
+        try:
+            return open_sealed(document, [identity], self.pki.trust()).content, None
+        except CmsRefused as e:
+            if e.unverified is None:
+                raise _Refusal(400, f"the receiver cannot open the document ({e.code})") from None
+            return e.unverified, ReceiptError(code=e.code, detail=e.detail)
+
+    def _refuse(
+        self,
+        message: _Message,
+        her: int,
+        read: _Read,
+        refusal: ReceiptError,
+        behaviour: Behaviour,
+    ) -> None:
+        """The receiver does not take a document it cannot trust: AppRec 2 with the code."""
+        self._received[read.msg_id] += 1
+        message.read_by.add(her)
+        self._answer(
+            message, her, read, ReceiptStatus.REJECTED, (refusal,), behaviour.apprec_version
+        )
 
     def _arrive(self, message: _Message, her: int, read: _Read, behaviour: Behaviour) -> None:
         """The receiver's system takes the message: keeps it once per MsgId, answers each copy."""
@@ -450,7 +572,7 @@ class NhnMessageService:
         if (her, read.msg_id) in self._kept:
             self._redeliveries += 1
         else:
-            self._kept[(her, read.msg_id)] = message.document
+            self._kept[(her, read.msg_id)] = message.plain
             self._logical.setdefault((her, read.logical_key), set()).add(read.msg_id)
         if behaviour.mode == "never_ack":
             return
@@ -483,8 +605,14 @@ class NhnMessageService:
             original_message_id=read.msg_id,
             original_issued_at=read.issued_at,
         )
-        document = receipt_to_apprec(receipt, version)
-        nhn_id = self._store(her, (message.sender_her_id,), document, "application/xml")
+        apprec = document = receipt_to_apprec(receipt, version)
+        content_type = "application/xml"
+        sender_identity = self.pki.known(message.sender_her_id) if self.pki else None
+        if self.pki is not None and is_cms(message.content_type) and sender_identity is not None:
+            # answered as it came: signed by the receiver, encrypted to the sender
+            document = seal(document, self.pki.identity(her), sender_identity.certificate)
+            content_type = CONTENT_TYPE
+        nhn_id = self._store(her, (message.sender_her_id,), document, content_type, apprec)
         message.apprecs.append(
             {
                 "receiverHerId": her,
