@@ -65,7 +65,13 @@ def issue(
             # but has now answered for good
             _party_answered(conn, rt, message.parent_id)
         return receipt
-    body = receipt.to_json()
+    # on the topic without the free texts: a recipient's words (a KE's reason for refusing)
+    # may name the person, and a broker is no place for that; the codes say what happened and
+    # GET /receipts/{id} gives the whole receipt to the sender alone
+    on_topic = receipt.model_copy(
+        update={"errors": tuple(e.model_copy(update={"detail": None}) for e in receipt.errors)}
+    )
+    body = on_topic.to_json()
     if repo.save_receipt(conn, message.id, receipt):
         repo.add_outbox(
             conn,

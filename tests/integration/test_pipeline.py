@@ -10,7 +10,9 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from aiokafka import AIOKafkaConsumer
 
+from gateway.config import Settings
 from gateway.demo.peers import notice_body
 from gateway.demo.samples import make_notice
 from gateway.demo.tokens import PartyTokens
@@ -192,6 +194,45 @@ async def test_ke_rejection_reaches_the_sender(client: httpx.AsyncClient) -> Non
     assert receipt["status"]["V"] == "2"
     assert receipt["error"][0]["V"] == "E35"
     assert receipt["sender"]["hcp"]["inst"]["id"] == "99005001"
+    assert receipt["error"][0]["OT"] == "ukjent i fagsystem"
+
+
+async def test_the_receipts_topic_carries_codes_not_a_recipients_words(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    notice = make_notice(random.Random(14), "5001")
+    r = await post(client, orjson.dumps(notice_to_bundle(notice)))
+    message_id = r.json()["id"]
+    await wait_status(client, message_id, {"DELIVERED"})
+    words = f"{notice.patient.name.given} er ikke kjent her"  # a KE may name the person
+    await client.post(
+        f"/ke/5001/inbox/{message_id}/ack",
+        json={"status": "REJECTED", "errors": [{"code": "E35", "detail": words}]},
+    )
+    await wait_status(client, message_id, {"REJECTED"})
+    assert (await client.get(f"/receipts/{message_id}")).json()["error"][0]["OT"] == words
+    consumer = AIOKafkaConsumer(
+        f"{settings.topic_prefix}.receipts",
+        bootstrap_servers=settings.kafka_bootstrap,
+        auto_offset_reset="earliest",
+        group_id=None,
+    )
+    await consumer.start()
+    try:
+        records = []
+        for _ in range(20):  # the outbox relay publishes shortly after the commit
+            batch = await consumer.getmany(timeout_ms=500)
+            records += [rec for rs in batch.values() for rec in rs]
+            if any(dict(rec.headers).get("message-id") == message_id.encode() for rec in records):
+                break
+    finally:
+        await consumer.stop()
+    [record] = [rec for rec in records if dict(rec.headers)["message-id"] == message_id.encode()]
+    on_topic = orjson.loads(record.value)
+    assert on_topic["error"] == [
+        {"S": "2.16.578.1.12.4.1.1.8221", "V": "E35", "DN": on_topic["error"][0]["DN"]}
+    ]
+    assert notice.patient.name.given.encode() not in record.value
 
 
 async def test_health_and_readiness(client: httpx.AsyncClient) -> None:
