@@ -49,7 +49,8 @@ def fhir_sender(bundle: dict[str, Any]) -> list[Named]:
     ref = header.get("sender") if isinstance(header, dict) else None
     # the department, then the trust it is part of (one level: that is how senders nest)
     for _ in range(2):
-        target = by_ref.get(ref.get("reference", "")) if isinstance(ref, dict) else None
+        reference = ref.get("reference") if isinstance(ref, dict) else None
+        target = by_ref.get(reference) if isinstance(reference, str) else None
         if not isinstance(target, dict) or target.get("resourceType") != "Organization":
             break
         named.append(_identifiers(target))
