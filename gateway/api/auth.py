@@ -50,12 +50,29 @@ async def refuse(
     who: str = ANONYMOUS,
     detail: str | None = None,
 ) -> Problem:
-    """The problem to raise, once the refusal is on record (who, what, where, why)."""
+    """The problem to raise, once the refusal is on record (who, what, where, why).
+
+    Refusals count against the rate limit too, the anonymous ones per address: a flood of
+    bad tokens is answered 429 and no longer written to the audit log one by one.
+    """
+    address = request.client.host if request.client else "unknown"
+    if not rt.rate_limits.take(f"refused:{who}:{address}" if who == ANONYMOUS else who):
+        raise _too_many(rt)
     target = f"{request.method} {request.url.path}"[:64]
     await rt.db.write_grouped(_record, who, code, target)
     error = "invalid_token" if status == 401 else "insufficient_scope"
     headers = {"WWW-Authenticate": f'Bearer error="{error}", error_description="{code}"'}
     return Problem(status, code, title, detail, headers=headers)
+
+
+def _too_many(rt: Runtime) -> Problem:
+    return Problem(
+        429,
+        "rate-limited",
+        "Too many requests from this client",
+        f"at most {rt.settings.rate_limit_per_second} per second",
+        headers={"Retry-After": "1"},
+    )
 
 
 def _record(conn: Connection, who: str, code: str, target: str) -> None:
@@ -73,13 +90,7 @@ async def authenticated(request: Request) -> Caller:
         problem = await refuse(rt, request, 401, e.code, "The token was refused", detail=e.detail)
         raise problem from None
     if not rt.rate_limits.take(caller.client_id):
-        raise Problem(
-            429,
-            "rate-limited",
-            "Too many requests from this client",
-            f"at most {rt.settings.rate_limit_per_second} per second",
-            headers={"Retry-After": "1"},
-        )
+        raise _too_many(rt)
     request.state.actor = actor_of(caller)
     return caller
 

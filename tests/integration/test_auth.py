@@ -222,6 +222,16 @@ async def test_a_client_over_its_rate_is_told_to_wait(client: httpx.AsyncClient)
     assert (await client.get("/ops/audit")).status_code == 200
 
 
+async def test_a_flood_of_bad_tokens_is_slowed_and_not_written_one_by_one(
+    client: httpx.AsyncClient,
+) -> None:
+    bad = {"Authorization": "Bearer nope"}
+    answers = [(await client.get("/stats", headers=bad)).status_code for _ in range(30)]
+    assert answers.count(401) == 20
+    assert answers[20:] == [429] * 10
+    assert len(await refusals(client)) == 20
+
+
 async def test_every_endpoint_has_a_size_limit(client: httpx.AsyncClient) -> None:
     big = {"ids": ["x" * 60] * 200}  # about 13 kB of JSON, over the 4 kB limit
     r = await client.post("/ops/messages/retry", json=big)
