@@ -337,6 +337,10 @@ def _caller(claims: dict[str, Any]) -> Caller:
     client_id = claims.get("client_id")
     if not isinstance(client_id, str) or not client_id:
         raise TokenRejected("token-malformed", "token has no 'client_id' claim")
+    if "cnf" in claims:
+        # a sender-constrained (DPoP / mTLS-bound) token is worth only with its proof; taken
+        # as a plain bearer token, whoever copied it could use it (RFC 9449 § 7.2)
+        raise TokenRejected("token-malformed", "a sender-constrained token without its proof")
     sub = claims.get("sub")
     if sub is not None and not isinstance(sub, str):
         raise TokenRejected("token-malformed", "token claim 'sub' is not a string")

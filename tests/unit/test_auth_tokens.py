@@ -253,6 +253,10 @@ BAD_TOKENS: dict[str, tuple[str, Any]] = {
     "no kid": ("token-malformed", lambda i, o: i.sign(claims(), header={"kid": None})),
     "no client_id": ("token-malformed", lambda i, o: i.sign(claims(client_id=None))),
     "client_id not a string": ("token-malformed", lambda i, o: i.sign(claims(client_id=7))),
+    "DPoP-bound, sent as bearer": (
+        "token-malformed",
+        lambda i, o: i.sign(claims(cnf={"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"})),
+    ),
     "no exp": ("token-malformed", lambda i, o: i.sign(claims(exp=None))),
     "exp not a number": ("token-malformed", lambda i, o: i.sign(claims(exp="soon"))),
     "exp a boolean": ("token-malformed", lambda i, o: i.sign(claims(exp=True))),
