@@ -16,9 +16,13 @@ Pure functions: the ingest reads the sender, the API decides.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, TypeAdapter, ValidationError
 
 from gateway.directory import Directory
+from gateway.domain.identifiers import InvalidIdentifier, parse_orgnr
+from gateway.domain.model import HerId
 from mappings.fhir import systems as sy
 from mappings.plo.msghead import Party
 
@@ -77,20 +81,30 @@ def msghead_sender(sender: Party) -> list[Named]:
     return [(str(u.her_id) if u.her_id is not None else None, u.orgnr) for u in units]
 
 
-def sender_orgnrs(named: Iterable[Named], directory: Directory) -> frozenset[str]:
+#: HER-ids and organisasjonsnumre read exactly as the canonical model reads them (which takes
+#: "+99100001" or "0099100001" as 99100001): the rule must see the sender the KE will see
+_HER_ID: TypeAdapter[int] = TypeAdapter(HerId)
+_ORGNR: TypeAdapter[str] = TypeAdapter(Annotated[str, AfterValidator(parse_orgnr)])
+
+
+def sender_orgnrs(named: Iterable[Named], directory: Directory) -> frozenset[str] | None:
     """Every organisasjonsnummer the sender is known by: as written, and the directory's for
-    each HER-id it gives."""
+    each HER-id it gives; None when an identifier does not read as the model reads it (the
+    sender cannot be placed, so it cannot be verified)."""
     found: set[str] = set()
     for her_id, orgnr in named:
-        if orgnr:
-            found.add(orgnr.strip())
-        if her_id and her_id.strip().isdigit():
-            listed = directory.orgnr_of_her_id(int(her_id.strip()))
-            if listed is not None:
-                found.add(listed)
+        try:
+            if orgnr:
+                found.add(_ORGNR.validate_python(orgnr))
+            if her_id:
+                listed = directory.orgnr_of_her_id(_HER_ID.validate_python(her_id))
+                if listed is not None:
+                    found.add(listed)
+        except (ValidationError, InvalidIdentifier):
+            return None
     return frozenset(found)
 
 
-def speaks_for(organisations: frozenset[str], sender: frozenset[str]) -> bool:
+def speaks_for(organisations: frozenset[str], sender: frozenset[str] | None) -> bool:
     """Whether a caller with these organisations may send as a sender known by ``sender``."""
-    return bool(sender) and sender <= organisations
+    return bool(sender) and sender is not None and sender <= organisations

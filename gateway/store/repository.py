@@ -859,7 +859,12 @@ _AUDIT_LOCK = 0x1B5A0D17
 def audit(
     conn: Connection, actor: str, action: str, target: str | None, reason: str | None
 ) -> None:
-    """Append an entry, linked by hash to the newest one (gateway/store/audit_chain.py)."""
+    """Append an entry, linked by hash to the newest one (gateway/store/audit_chain.py).
+
+    Cut to the columns' sizes here, so an over-long id from a caller cannot make the entry
+    fail to be written (and the refusal it records go unrecorded).
+    """
+    actor, action, target = actor[:128], action[:32], target[:64] if target else target
     if conn.dialect.name == "postgresql":
         conn.execute(select(func.pg_advisory_xact_lock(_AUDIT_LOCK)))
     prev = conn.execute(

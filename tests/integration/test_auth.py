@@ -190,6 +190,29 @@ async def test_a_unit_of_another_organisation_named_as_department_is_a_spoof(
     assert ok.status_code == 202, ok.text
 
 
+async def test_another_spelling_of_anothers_her_id_is_still_a_spoof(
+    client: httpx.AsyncClient,
+) -> None:
+    """ "+99100001" reads as Helse Møre og Romsdal's HER-id in the model, so in the rule too."""
+    bundle = orjson.loads(notice_bundle(606))
+    header = bundle["entry"][0]["resource"]
+    trust_url = next(
+        e["resource"]["partOf"]["reference"]
+        for e in bundle["entry"]
+        if e["fullUrl"] == header["sender"]["reference"]
+    )
+    trust = next(e["resource"] for e in bundle["entry"] if e["fullUrl"] == trust_url)
+    for ident in trust["identifier"]:
+        ident["value"] = "+99100001" if ident["value"] == "99100001" else ST_OLAVS_ORGNR
+    st_olavs = tokens(client).mint("stolav-his", (SCOPE_SEND,), ST_OLAVS_ORGNR)
+    r = await client.post(
+        "/fhir/$process-message",
+        content=orjson.dumps(bundle),
+        headers={**FHIR, **bearer(st_olavs)},
+    )
+    assert r.status_code == 403, r.text
+
+
 async def test_a_sender_the_gateway_cannot_place_is_refused(client: httpx.AsyncClient) -> None:
     """No organisasjonsnummer in the message and a HER-id the directory does not list: the
     gateway cannot tell it from a spoof."""

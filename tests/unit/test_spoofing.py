@@ -57,11 +57,16 @@ def test_the_directory_places_a_her_id_without_an_orgnr() -> None:
     molde = DIRECTORY.entries["1506"].unit
     found = spoofing.sender_orgnrs([(str(molde.her_id), None)], DIRECTORY)
     assert found == {molde.orgnr}
-    # unknown HER-ids, junk and nothing at all place no one
-    assert (
-        spoofing.sender_orgnrs([("91234567", None), ("abc", None), (None, None)], DIRECTORY)
-        == set()
-    )
+    # unknown HER-ids and nothing at all place no one
+    assert spoofing.sender_orgnrs([("91234567", None), (None, None)], DIRECTORY) == set()
+    # a HER-id is read as the model reads it: another spelling of it names the same unit
+    hmr = DIRECTORY.health_trusts[99100001].unit
+    for spelling in ("+99100001", "0099100001", " 99100001 "):
+        assert spoofing.sender_orgnrs([(spelling, None)], DIRECTORY) == {hmr.orgnr}
+    # one the model would not take cannot be placed: not verifiable
+    for junk in ("abc", "-5", "1e3", "99100001.5"):
+        assert spoofing.sender_orgnrs([(junk, None)], DIRECTORY) is None
+    assert not spoofing.speaks_for(frozenset({"983974899"}), None)
 
 
 def test_a_bundle_whose_sender_does_not_resolve_names_no_one() -> None:
