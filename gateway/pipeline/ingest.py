@@ -104,6 +104,24 @@ SPOOFED = ReceiptError(
 )
 
 
+#: a source endpoint and message id another client already sent with
+TAKEN_ID = ReceiptError(
+    code="X99",
+    detail="this source endpoint and message id were already used by another sender; "
+    "send with a new message id",
+)
+
+
+def _same_client(first: str | None, actor: str) -> bool:
+    """Whether two timeline actors (``client:<id>[:<subject>]``, or an adapter's name) are
+    the same sending client: only its own re-send is answered as a duplicate."""
+
+    def client(a: str) -> str:
+        return ":".join(a.split(":")[:2]) if a.startswith("client:") else a
+
+    return first is not None and client(first) == client(actor)
+
+
 async def _check_sender(
     rt: Runtime,
     named: list[spoofing.Named],
@@ -309,9 +327,11 @@ async def _keep(
     """Store the message and its outbox row in one transaction; a re-send gets the first id."""
     pseudonym = rt.pseudonymize(person_id) if person_id else None
 
-    def tx(conn: Connection) -> Accepted:
+    def tx(conn: Connection) -> Accepted | None:
         earlier = repo.find_by_sender_ref(conn, endpoint, header_id)
         if earlier:
+            if not _same_client(repo.received_by(conn, earlier.id), actor):
+                return None
             return Accepted(earlier.id, earlier.status, duplicate=True)
         message_id = repo.insert_message(
             conn,
@@ -337,7 +357,14 @@ async def _keep(
         earlier = await rt.db.read(repo.find_by_sender_ref, endpoint, header_id)
         if earlier is None:
             raise
-        return Accepted(earlier.id, earlier.status, duplicate=True)
+        accepted = Accepted(earlier.id, earlier.status, duplicate=True)
+        if not _same_client(await rt.db.read(repo.received_by, earlier.id), actor):
+            accepted = None
+    if accepted is None:
+        # another client's message has this source and id: neither its id nor its status
+        # is told, and this one is kept for the operator rather than taken for a re-send
+        receipt = await store_refused(rt, body, content_type, actor, (TAKEN_ID,), kind=kind)
+        raise IngestRefused(receipt)
     if not accepted.duplicate:
         rt.committed()
     return accepted

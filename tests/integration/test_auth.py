@@ -134,6 +134,27 @@ async def test_a_sender_reads_only_its_own_receipts(client: httpx.AsyncClient) -
     assert mine.json()["type"].endswith("/receipt-pending")
 
 
+async def test_a_resend_is_a_duplicate_only_for_the_client_that_sent_it(
+    client: httpx.AsyncClient,
+) -> None:
+    body = notice_bundle(607)
+    first = await client.post("/fhir/$process-message", content=body, headers=FHIR)
+    assert first.status_code == 202
+    again = await client.post("/fhir/$process-message", content=body, headers=FHIR)
+    assert again.json()["id"] == first.json()["id"]  # its own re-send: the first message's id
+    # another client of the same organisation, with the same source and id: not told the
+    # first message's id or status, and its message is kept for the operator
+    other = tokens(client).mint("his-2", (SCOPE_SEND,), HELSE_MORE_OG_ROMSDAL.orgnr)
+    theirs = await client.post(
+        "/fhir/$process-message", content=body, headers={**FHIR, **bearer(other)}
+    )
+    assert theirs.status_code == 400
+    assert first.json()["id"] not in theirs.text
+    assert "already used by another sender" in theirs.text
+    view = (await client.get(f"/messages/{theirs.json()['id']}")).json()
+    assert view["status"] == "REJECTED"
+
+
 # --------------------------------------------------------------------------- spoofing
 
 
