@@ -75,6 +75,7 @@ from lxml import etree
 
 from adapters.http import HttpAdapterBase, setting, status_failure
 from adapters.plan_text import TextTooLong, add_text_document, plan_dialog, plan_text
+from gateway.auth import spoofing
 from gateway.cms import (
     CONTENT_TYPE,
     CmsConfigError,
@@ -510,13 +511,16 @@ class NhnMsh(HttpAdapterBase):
     ) -> tuple[str, str] | None:
         """Why the document is not from whom it says, or None.
 
-        Checked: the HER-id NHN delivered it from is one the document's sender names (S99);
-        the organisation number in the signing certificate is one the sender names, or the one
-        the directory has for the sender's HER-id (S02). Either is skipped when the document
-        or the certificate names nothing to compare (a certificate without an organisation
-        number, a sender the directory does not know).
+        The same rule as for a caller's token (gateway/auth/spoofing.py), with the signing
+        certificate in the token's place: the sender is the ``Sender`` organisation and its
+        unit, read as the model reads them (persons inside are not the sender). The HER-id NHN
+        delivered it from must be the organisation's or its unit's (S99); every organisation
+        number the sender is known by (as written, and the directory's for its HER-ids) must be
+        the certificate's (S02), and there must be one: a sender that cannot be placed cannot
+        be verified (S02).
         """
-        her_ids, orgnrs = _sender_identifiers(root)
+        named = _sender_parties(root)
+        her_ids = {int(h) for h, _ in named if h and h.strip().isdigit()}
         if sender is not None and her_ids and sender not in her_ids:
             return (
                 "S99",
@@ -524,16 +528,19 @@ class NhnMsh(HttpAdapterBase):
                 "(transport sender HER-id differs)",
             )
         if opened is None or opened.orgnr is None:
+            # a plain peer (encryption = "none"), or a certificate naming no organisation
+            # (an enterprise certificate always does; the test PKI's may not): the transport's
+            # HER-id above is all there is to compare
             return None
         directory = self._directory()
-        known = set(orgnrs)
-        if directory is not None:
-            known |= {o for h in her_ids if (o := directory.orgnr_of_her_id(h)) is not None}
-        if known and opened.orgnr not in known:
+        if directory is None:
+            return ("S99", "the directory is not readable: the sender cannot be verified")
+        known = spoofing.sender_orgnrs(named, directory)
+        if not spoofing.speaks_for(frozenset({opened.orgnr}), known):
             return (
                 "S02",
-                "the signing certificate belongs to another organisation than the document's "
-                "sender",
+                "the signing certificate does not belong to the document's sender (or the "
+                "sender names no organisation number to compare)",
             )
         return None
 
@@ -664,35 +671,53 @@ def _encryption(settings: Mapping[str, Any]) -> Literal["cms", "none"]:
     )
 
 
-def _sender_identifiers(root: etree._Element) -> tuple[set[int], set[str]]:
-    """The HER-ids and organisation numbers a MsgHead's ``MsgInfo/Sender`` or an AppRec's
-    ``Sender`` names, at any level (organisation, department, person): MsgHead ``Ident``
-    (``Id``, ``TypeId``), AppRec ``Inst``/``Dept`` (``Id``, ``TypeId``) and ``AdditionalId``
-    (``Id``, ``Type``)."""
-    sender = root.find(f"{{{ns.MSGHEAD}}}MsgInfo/{{{ns.MSGHEAD}}}Sender")
-    if sender is None:
-        sender = next(
-            (c for c in root if isinstance(c.tag, str) and etree.QName(c).localname == "Sender"),
-            None,
-        )
-    her_ids: set[int] = set()
-    orgnrs: set[str] = set()
-    if sender is None:
-        return her_ids, orgnrs
-    for element in sender.iter():
-        children = {etree.QName(c).localname: c for c in element if isinstance(c.tag, str)}
-        ident = children.get("Id")
-        kind = children.get("TypeId")
+def _sender_parties(root: etree._Element) -> list[spoofing.Named]:
+    """The sender organisation and its unit, as (HER-id, orgnr): MsgHead
+    ``MsgInfo/Sender/Organisation`` and the ``Organisation`` in it (``Ident``: ``Id``,
+    ``TypeId``), or an AppRec's ``Sender/HCP/Inst`` and its ``Dept`` (``Id``, ``TypeId``, and
+    ``AdditionalId`` with ``Type``). A person inside is not the sender."""
+    org = root.find(f"{{{ns.MSGHEAD}}}MsgInfo/{{{ns.MSGHEAD}}}Sender/{{{ns.MSGHEAD}}}Organisation")
+    if org is not None:
+        unit = org.find(f"{{{ns.MSGHEAD}}}Organisation")
+        levels = [org, *([unit] if unit is not None else [])]
+        return [_idents(e.findall(f"{{{ns.MSGHEAD}}}Ident")) for e in levels]
+    sender = next(
+        (c for c in root if isinstance(c.tag, str) and etree.QName(c).localname == "Sender"), None
+    )
+    inst = _child(_child(sender, "HCP"), "Inst")
+    if inst is None:
+        return []
+    dept = _child(inst, "Dept")
+    return [_idents([inst, *_children(inst, "AdditionalId")])] + (
+        [_idents([dept, *_children(dept, "AdditionalId")])] if dept is not None else []
+    )
+
+
+def _child(element: etree._Element | None, name: str) -> etree._Element | None:
+    return next(iter(_children(element, name)), None) if element is not None else None
+
+
+def _children(element: etree._Element | None, name: str) -> list[etree._Element]:
+    if element is None:
+        return []
+    return [c for c in element if isinstance(c.tag, str) and etree.QName(c).localname == name]
+
+
+def _idents(holders: list[etree._Element]) -> spoofing.Named:
+    """(HER-id, orgnr) from elements holding ``Id`` and ``TypeId`` (or ``Type``)."""
+    her_id = orgnr = None
+    for holder in holders:
+        ident, kind = _child(holder, "Id"), _child(holder, "TypeId")
         if kind is None:
-            kind = children.get("Type")
+            kind = _child(holder, "Type")
         if ident is None or kind is None:
             continue
         value = (ident.text or "").strip()
-        if kind.get("V") == "HER" and value.isdigit():
-            her_ids.add(int(value))
-        elif kind.get("V") == "ENH" and value:
-            orgnrs.add(value)
-    return her_ids, orgnrs
+        if kind.get("V") == "HER":
+            her_id = value
+        elif kind.get("V") == "ENH":
+            orgnr = value
+    return her_id, orgnr
 
 
 def seed_from_directory(adapter: NhnMsh, context: AdapterContext) -> None:

@@ -32,7 +32,7 @@ from lxml import etree
 from adapters import acos, nhn_msh, sampro
 from adapters.nhn_msh import NhnMsh
 from gateway.cms import CONTENT_TYPE, Identity, open_sealed, seal
-from gateway.config import Settings
+from gateway.config import DEFAULT_DIRECTORY, Settings
 from gateway.delivery import (
     Acknowledgement,
     AdapterContext,
@@ -45,6 +45,7 @@ from gateway.delivery_policy import Cause
 from gateway.demo.pki import Authority, SimulatedPki
 from gateway.demo.platforms.nhn_msh_server import NhnMessageService
 from gateway.demo.samples import make_notice
+from gateway.directory import load_directory
 from gateway.domain.model import (
     ConsentAttestation,
     ConsentGiver,
@@ -1225,10 +1226,45 @@ async def test_inbound_certificate_of_another_organisation_is_refused_s02(
         GATEWAY_HER, apprec_for(str(uuid.uuid4()), orgnr="964338531"), sender_her_id=KE_HER
     )
     assert await refused_inbound(adapter, service) == ["S02"]
-    # the same certificate for the organisation it names is fine
+    # the AppRec naming the certificate's organisation is still refused: the directory lists
+    # another organisation for the KE's HER-id
+    service.put_sealed(
+        GATEWAY_HER, apprec_for(str(uuid.uuid4()), orgnr="974760673"), sender_her_id=KE_HER
+    )
+    assert await refused_inbound(adapter, service) == ["S02"]
+    # a certificate for the organisation the directory lists is fine
+    listed = load_directory(DEFAULT_DIRECTORY).orgnr_of_her_id(KE_HER)
+    assert listed is not None
+    pki.replace(KE_HER, pki.authority.issue("KE", orgnr=listed))
     answered = str(uuid.uuid4())
-    service.put_sealed(GATEWAY_HER, apprec_for(answered, orgnr="974760673"), sender_her_id=KE_HER)
+    service.put_sealed(GATEWAY_HER, apprec_for(answered, orgnr=listed), sender_her_id=KE_HER)
     assert [a.message_id for a in await adapter.poll_acknowledgements()] == [answered]
+
+
+async def test_inbound_naming_another_organisation_with_its_own_unit_inside_is_refused(
+    service: NhnMessageService, adapter: NhnMsh, pki: SimulatedPki
+) -> None:
+    """Review finding: the sender is the organisation; the signer's own HER-id and orgnr
+    tucked in as its department do not make it the signer's."""
+    adapter.remember({"base_url": service.base_url})
+    directory = load_directory(DEFAULT_DIRECTORY)
+    own = directory.orgnr_of_her_id(KE_HER)
+    pki.replace(KE_HER, pki.authority.issue("KE", orgnr=own))
+    victim = Organisation(name="KE Ålesund", her_id=99001508)
+    forged = receipt_to_apprec(
+        Receipt(
+            generated_at=dt.datetime.now(dt.UTC),
+            sender=victim,
+            sender_department=Organisation(name="KE", her_id=KE_HER, orgnr=own),
+            receiver=None,
+            status=ReceiptStatus.OK,
+            original_message_type="DIALOG_HELSEFAGLIG",
+            original_message_id=str(uuid.uuid4()),
+            original_issued_at=None,
+        )
+    )
+    service.put_sealed(GATEWAY_HER, forged, sender_her_id=KE_HER)
+    assert await refused_inbound(adapter, service) == ["S02"]
 
 
 async def test_inbound_without_the_gateways_keys_is_left_unread_not_refused(
