@@ -93,6 +93,7 @@ def record(
             notice=notice,
             actor=actor,
             answered_by=answered_by,
+            from_recipient=True,
         )
         return AckResult(message.id, MessageStatus.REJECTED, repeated=False)
     message = repo.set_status(

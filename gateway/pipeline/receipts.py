@@ -194,6 +194,11 @@ def reason_text(errors: tuple[ReceiptError, ...]) -> str:
     return "; ".join(f"{e.code} {e.detail or e.text}" for e in errors)
 
 
+def codes_text(errors: tuple[ReceiptError, ...]) -> str:
+    """The codes with the code list's own words: for what someone else wrote."""
+    return "; ".join(f"{e.code} {e.text}" for e in errors) + " (the recipient's text: receipt)"
+
+
 def reject(
     conn: Connection,
     rt: Runtime,
@@ -204,8 +209,12 @@ def reject(
     notice: Content | None = None,
     actor: str = GATEWAY_ACTOR,
     answered_by: Organisation | None = None,
+    from_recipient: bool = False,
 ) -> Receipt:
-    reason = reason_text(errors)
+    """``from_recipient``: the errors are a recipient's; its words stay in the receipt (sealed,
+    for the sender), the status and timeline, which every operator sees, get the codes and the
+    code list's texts, since a recipient's words may name the person."""
+    reason = codes_text(errors) if from_recipient else reason_text(errors)
     repo.set_status(conn, message, MessageStatus.REJECTED, stage, reason, actor, reason=reason)
     return issue(
         conn, rt, message, ReceiptStatus.REJECTED, errors, notice=notice, answered_by=answered_by

@@ -195,6 +195,10 @@ async def test_ke_rejection_reaches_the_sender(client: httpx.AsyncClient) -> Non
     assert receipt["error"][0]["V"] == "E35"
     assert receipt["sender"]["hcp"]["inst"]["id"] == "99005001"
     assert receipt["error"][0]["OT"] == "ukjent i fagsystem"
+    # what every operator sees has the code and the code list's words, not the KE's own
+    view = (await client.get(f"/messages/{message_id}")).json()
+    assert view["reason"].startswith("E35 ")
+    assert "ukjent i fagsystem" not in orjson.dumps(view).decode()
 
 
 async def test_the_receipts_topic_carries_codes_not_a_recipients_words(
