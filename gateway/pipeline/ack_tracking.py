@@ -62,8 +62,17 @@ async def take_in(rt: Runtime, adapter: ReceivesDocuments) -> None:
         if document.refused:
             # the adapter could not trust it (signature, certificate): kept as it came, REJECTED
             # with the adapter's codes, and never read further
-            await ingest.store_refused(
+            receipt = await ingest.store_refused(
                 rt, document.body, document.content_type, f"adapter:{name}", document.refused
+            )
+            # an authentication failure on this path too: on the audit log
+            codes = ",".join(e.code for e in document.refused)
+            await rt.db.write(
+                repo.audit,
+                f"adapter:{name}",
+                "refused",
+                str(receipt.gateway_message_id),
+                f"inbound {codes}",
             )
             await adapter.mark_inbound_handled([document])
             continue

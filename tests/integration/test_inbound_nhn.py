@@ -197,6 +197,13 @@ async def kept_rejected(
     receipt = answer.json()
     assert receipt["status"]["V"] == "2", receipt
     item["receipt_codes"] = [e["V"] for e in receipt["error"]]
+    # an authentication failure: on the audit log too, with its code
+    audit = (await client.get("/ops/audit")).json()
+    assert [
+        (a["actor"], a["reason"])
+        for a in audit
+        if a["action"] == "refused" and a["target"] == item["id"]
+    ] == [("adapter:nhn_msh", f"inbound {','.join(item['receipt_codes'])}")]
     return item
 
 
