@@ -194,7 +194,11 @@ async def traffic(client: httpx.AsyncClient, people: list[Patient]) -> dict[str,
     errors = [{"code": "E35", "detail": f"{name} ({people[1].person_id}) er ukjent hos oss"}]
     await ack(client, "1506", second, status="REJECTED", errors=errors)
     view = await wait_status(client, second, {"REJECTED"})
-    assert name in view["reason"]  # the operator still reads the KE's words
+    # the KE's words reach the sender in the receipt (sealed); the status every operator sees
+    # has the code and the code list's words
+    assert name not in view["reason"] and view["reason"].startswith("E35")
+    receipt = (await client.get(f"/receipts/{second}")).json()
+    assert name in receipt["error"][0]["OT"]
     sent[second] = "rejected by the KE"
     # held for consent, released by one posted on its own
     held = notice_for(3, people[2], with_consent=False)
