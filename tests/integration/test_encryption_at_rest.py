@@ -196,7 +196,8 @@ async def traffic(client: httpx.AsyncClient, people: list[Patient]) -> dict[str,
     view = await wait_status(client, second, {"REJECTED"})
     # the KE's words reach the sender in the receipt (sealed); the status every operator sees
     # has the code and the code list's words
-    assert name not in view["reason"] and view["reason"].startswith("E35")
+    assert name not in view["reason"]
+    assert view["reason"].startswith("E35")
     receipt = (await client.get(f"/receipts/{second}")).json()
     assert name in receipt["error"][0]["OT"]
     sent[second] = "rejected by the KE"
