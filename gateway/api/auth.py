@@ -52,11 +52,12 @@ async def refuse(
 ) -> Problem:
     """The problem to raise, once the refusal is on record (who, what, where, why).
 
-    Refusals count against the rate limit too, the anonymous ones per address: a flood of
-    bad tokens is answered 429 and no longer written to the audit log one by one.
+    Refusals of a request without a valid token count against a rate limit per address (a
+    verified client's request was counted once already): a flood of bad tokens is answered
+    429 and no longer written to the audit log one by one.
     """
     address = request.client.host if request.client else "unknown"
-    if not rt.rate_limits.take(f"refused:{who}:{address}" if who == ANONYMOUS else who):
+    if who == ANONYMOUS and not rt.rate_limits.take(f"refused:{address}"):
         raise _too_many(rt)
     target = f"{request.method} {request.url.path}"[:64]
     await rt.db.write_grouped(_record, who, code, target)
@@ -91,7 +92,7 @@ async def authenticated(request: Request) -> Caller:
         raise problem from None
     if not rt.rate_limits.take(caller.client_id):
         raise _too_many(rt)
-    request.state.actor = actor_of(caller)
+    request.state.client_id = caller.client_id
     return caller
 
 
@@ -131,9 +132,9 @@ def operator_name(caller: Caller) -> str:
 
 
 def is_client(actor: str, caller: Caller) -> bool:
-    """Whether a timeline actor (``client:<client id>[:<subject>]``, gateway/api/deps.py) is
-    this caller's client."""
-    return actor == f"client:{caller.client_id}" or actor.startswith(f"client:{caller.client_id}:")
+    """Whether a timeline actor (``client:<client id>``, gateway/api/deps.py) is this caller's
+    client."""
+    return actor == f"client:{caller.client_id}"
 
 
 Sender = Annotated[Caller, Depends(needs(SCOPE_SEND))]

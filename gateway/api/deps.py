@@ -48,10 +48,11 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 def caller(request: Request) -> str:
     """Who sent the request, for the timeline: the token's client (gateway/api/auth.py sets
-    ``request.state.actor``), else the address it came from."""
-    actor = getattr(request.state, "actor", None)
-    if isinstance(actor, str):
-        return f"client:{actor}"
+    ``request.state.client_id``; one exact name, so a re-send and a receipt can be matched to
+    the client that sent), else the address it came from."""
+    client_id = getattr(request.state, "client_id", None)
+    if isinstance(client_id, str):
+        return f"client:{client_id}"
     host = request.client.host if request.client else "unknown"
     return f"http:{host}"
 

@@ -112,16 +112,6 @@ TAKEN_ID = ReceiptError(
 )
 
 
-def _same_client(first: str | None, actor: str) -> bool:
-    """Whether two timeline actors (``client:<id>[:<subject>]``, or an adapter's name) are
-    the same sending client: only its own re-send is answered as a duplicate."""
-
-    def client(a: str) -> str:
-        return ":".join(a.split(":")[:2]) if a.startswith("client:") else a
-
-    return first is not None and client(first) == client(actor)
-
-
 async def _check_sender(
     rt: Runtime,
     named: list[spoofing.Named],
@@ -330,7 +320,8 @@ async def _keep(
     def tx(conn: Connection) -> Accepted | None:
         earlier = repo.find_by_sender_ref(conn, endpoint, header_id)
         if earlier:
-            if not _same_client(repo.received_by(conn, earlier.id), actor):
+            # only the sending client's own re-send (actors: gateway/api/deps.py caller)
+            if repo.received_by(conn, earlier.id) != actor:
                 return None
             return Accepted(earlier.id, earlier.status, duplicate=True)
         message_id = repo.insert_message(
@@ -358,7 +349,7 @@ async def _keep(
         if earlier is None:
             raise
         accepted = Accepted(earlier.id, earlier.status, duplicate=True)
-        if not _same_client(await rt.db.read(repo.received_by, earlier.id), actor):
+        if await rt.db.read(repo.received_by, earlier.id) != actor:
             accepted = None
     if accepted is None:
         # another client's message has this source and id: neither its id nor its status
