@@ -143,7 +143,7 @@ async def _search(request: Request, caller: Caller, token: str | None) -> JSONRe
 
 
 def _looked_up(conn: Connection, pseudonym: str, actor: str) -> list[ConsentRecord]:
-    repo.audit(conn, actor, "read-consents", f"pseudonym:{pseudonym[:12]}", None)
+    repo.audit(conn, actor, "read-consents", repo.person_target(pseudonym), None)
     return _records(conn, pseudonym)
 
 

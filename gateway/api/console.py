@@ -202,8 +202,7 @@ async def by_person(request: Request, body: PersonSearch, actor: Operator) -> Me
 def _by_person(
     conn: Connection, pseudonym: str, reason: str, limit: int, actor: str
 ) -> list[repo.MessageSummary]:
-    # the audit names the pseudonym's first characters: enough to tell searches apart
-    repo.audit(conn, actor, "search-person", f"pseudonym:{pseudonym[:12]}", reason)
+    repo.audit(conn, actor, "search-person", repo.person_target(pseudonym), reason)
     found = repo.messages_of_person(conn, pseudonym, tuple(MessageStatus))
     found.sort(key=lambda m: (m.updated_at, m.id), reverse=True)
     return [

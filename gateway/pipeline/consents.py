@@ -66,7 +66,7 @@ def file_consent(
     state = "withdrawn" if record.withdrawn_at else "refused" if record.refused else "given"
     purposes = " ".join(p.value for p in record.purposes)
     repo.audit(
-        conn, source[:128], "consent-filed", f"pseudonym:{pseudonym[:12]}", f"{state}: {purposes}"
+        conn, source[:128], "consent-filed", repo.person_target(pseudonym), f"{state}: {purposes}"
     )
     moved = 0
     for message in repo.messages_of_person(conn, pseudonym, UNDELIVERED):

@@ -885,24 +885,18 @@ def audit(
     )
 
 
+def person_target(pseudonym: str) -> str:
+    """How an audit entry names the person it was about: the pseudonym's first characters,
+    enough to tell entries about one person from another's, never the person id."""
+    return f"pseudonym:{pseudonym[:12]}"
+
+
 def audit_chain_entries(conn: Connection, after_id: int, limit: int) -> list[audit_chain.Entry]:
     """The log in id order, a page at a time (a verify walks all of it)."""
     rows = conn.execute(
         select(audit_log).where(audit_log.c.id > after_id).order_by(audit_log.c.id).limit(limit)
     )
-    return [
-        audit_chain.Entry(
-            id=r.id,
-            at=r.at,
-            actor=r.actor,
-            action=r.action,
-            target=r.target,
-            reason=r.reason,
-            prev_hash=r.prev_hash,
-            hash=r.hash,
-        )
-        for r in rows
-    ]
+    return [audit_chain.Entry(**r._mapping) for r in rows]
 
 
 def audit_entries(conn: Connection, limit: int) -> list[dict[str, Any]]:
