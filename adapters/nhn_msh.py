@@ -520,8 +520,8 @@ class NhnMsh(HttpAdapterBase):
         be verified (S02).
         """
         named = _sender_parties(root)
-        her_ids = {int(h) for h, _ in named if h and h.strip().isdigit()}
-        if sender is not None and her_ids and sender not in her_ids:
+        her_ids = spoofing.sender_her_ids(named)
+        if sender is not None and (her_ids is None or (her_ids and sender not in her_ids)):
             return (
                 "S99",
                 "the document's sender is not the party it came from on the message service "

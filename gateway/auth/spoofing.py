@@ -105,6 +105,15 @@ def sender_orgnrs(named: Iterable[Named], directory: Directory) -> frozenset[str
     return frozenset(found)
 
 
+def sender_her_ids(named: Iterable[Named]) -> frozenset[int] | None:
+    """The HER-ids the sender gives, read as the model reads them; None when one does not
+    read (the sender cannot be placed)."""
+    try:
+        return frozenset(_HER_ID.validate_python(h) for h, _ in named if h)
+    except (ValidationError, InvalidIdentifier):
+        return None
+
+
 def speaks_for(organisations: frozenset[str], sender: frozenset[str] | None) -> bool:
     """Whether a caller with these organisations may send as a sender known by ``sender``."""
     return bool(sender) and sender is not None and sender <= organisations

@@ -67,6 +67,9 @@ def test_the_directory_places_a_her_id_without_an_orgnr() -> None:
     for junk in ("abc", "-5", "1e3", "99100001.5"):
         assert spoofing.sender_orgnrs([(junk, None)], DIRECTORY) is None
     assert not spoofing.speaks_for(frozenset({"983974899"}), None)
+    # the transport check on the NHN path reads HER-ids the same way
+    assert spoofing.sender_her_ids([("+99100001", None), (None, "983974899")]) == {99100001}
+    assert spoofing.sender_her_ids([("abc", None)]) is None
 
 
 def test_a_bundle_whose_sender_does_not_resolve_names_no_one() -> None:
