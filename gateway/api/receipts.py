@@ -42,14 +42,13 @@ async def receipt(
     for an unknown id: whether a message exists is not told to others.
     """
     rt = runtime(request)
-    sent_by = await rt.db.read(repo.received_by, message_id)
+    sent_by, found, message = await rt.db.read(_look_up, message_id)
     if not caller.has(SCOPE_OPS_READ) and not (
         caller.has(SCOPE_SEND) and sent_by is not None and is_client(sent_by, caller)
     ):
         if sent_by is not None:
             await refuse(rt, request, 404, "not-your-message", "", who=actor_of(caller))
         raise Problem(404, "unknown-message", "No message with this id")
-    found, message = await rt.db.read(_receipt_or_message, message_id)
     if found is not None:
         if wants_xml(request.headers.get("accept", "")):
             if version not in ("1.0", "1.1"):
@@ -70,8 +69,11 @@ async def receipt(
     )
 
 
-def _receipt_or_message(
+def _look_up(
     conn: Connection, message_id: str
-) -> tuple[Receipt | None, repo.MessageRow | None]:
+) -> tuple[str | None, Receipt | None, repo.MessageRow | None]:
+    """Who sent the message, and its receipt, or else the message (for its status): one
+    read, since senders poll this."""
     found = repo.get_receipt(conn, message_id)
-    return found, None if found else repo.get_message(conn, message_id)
+    message = None if found else repo.get_message(conn, message_id)
+    return repo.received_by(conn, message_id), found, message
