@@ -1,9 +1,6 @@
 """What the ingest fuzzing found, each pinned down as a plain test.
 
-Open findings in code this work may not change are ``xfail(strict=True)``: when the fix lands
-the test passes, strict turns that into a failure, and the marker (and the finding's entry in
-``KNOWN_CRASHES`` in test_fuzz_ingest.py, which keeps the fuzzer from failing on it meanwhile)
-is removed. Fixed findings stay as regressions.
+Each was a crash or a leak the fuzzer found; it stays here as a regression test.
 """
 
 from __future__ import annotations

@@ -16,15 +16,13 @@ from __future__ import annotations
 
 import logging
 import os
-import traceback
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 import pytest
-from hypothesis import HealthCheck, given, reject, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft6Validator
 from lxml import etree
@@ -48,7 +46,6 @@ from tests.standards import r4_schema_validator, standards_dir
 
 pytestmark = [pytest.mark.fuzz, pytest.mark.integration]
 
-ROOT = Path(__file__).resolve().parents[2]
 SCALE = int(os.environ.get("IPGW_FUZZ_SCALE", "1"))
 BATCH = 25
 APPREC_11 = "http://www.kith.no/xmlstds/apprec/2012-02-15"
@@ -57,25 +54,12 @@ SETTLED = {"REJECTED", "DELIVERED", "ACKNOWLEDGED", "HELD_CONSENT", "HELD_ROUTIN
 SETTLED |= {"RETRYING"}
 
 
-#: crashes found and reported, in code this work may not change: (exception type, file of the
-#: raising frame) -> the xfail test in test_fuzz_findings.py that tracks it. The fuzzer
-#: discards an input that hits one, so a run stays about what is not yet known.
-KNOWN_CRASHES: dict[tuple[str, str], str] = {}
-
-
 async def post(
     client: httpx.AsyncClient, path: str, body: bytes, content_type: str
 ) -> httpx.Response:
     """The request; an exception out of the app (the in-process transport raises what would be
-    a 500) is a finding, unless it is a known one."""
-    try:
-        return await client.post(path, content=body, headers={"content-type": content_type})
-    except Exception as e:
-        frame = traceback.extract_tb(e.__traceback__)[-1]
-        where = Path(frame.filename).resolve()
-        if (type(e).__name__, where.as_posix().removeprefix(f"{ROOT}/")) in KNOWN_CRASHES:
-            reject()
-        raise
+    a 500) fails the test as it comes: each is a finding (see test_fuzz_findings.py)."""
+    return await client.post(path, content=body, headers={"content-type": content_type})
 
 
 def fuzz_settings(batches: int) -> settings:
