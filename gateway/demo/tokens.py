@@ -17,9 +17,10 @@ A request that already carries an ``Authorization`` header keeps it (the negativ
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
-from collections.abc import Callable, Generator
+from collections.abc import AsyncGenerator, Callable, Generator
 from typing import Literal
 
 import httpx
@@ -43,6 +44,17 @@ SENDER_SCOPES = (*PRESETS["hospital"], SCOPE_CONSENT_READ)
 FALLBACK_ORGNR = "983974899"  # Helse Møre og Romsdal HF
 _KE_PATH = re.compile(r"^/ke/([0-9]{4})(/|$)")
 _MESSAGE_PATHS = ("/fhir/$process-message", "/plo")
+#: how often a party told 429 waits and sends again before it takes the 429 as the answer
+MAX_RATE_WAITS = 20
+
+
+def retry_after(response: httpx.Response) -> float:
+    """The wait a 429 asks for: its Retry-After in seconds, within 0.1 to 5 s."""
+    try:
+        seconds = float(response.headers.get("retry-after", "1"))
+    except ValueError:
+        seconds = 1.0
+    return min(max(seconds, 0.1), 5.0)
 
 
 class PartyTokens(httpx.Auth):
@@ -68,6 +80,32 @@ class PartyTokens(httpx.Auth):
         if "authorization" not in request.headers:
             request.headers["Authorization"] = f"Bearer {self.token_for(request)}"
         yield request
+
+    # A real client told 429 waits for Retry-After and sends again, so the simulated parties
+    # do too (a test's burst of reads is otherwise cut off by the per-client limit). A request
+    # that came with its own Authorization header gets the 429 as it is: the negative tests.
+
+    def sync_auth_flow(
+        self, request: httpx.Request
+    ) -> Generator[httpx.Request, httpx.Response, None]:
+        ours = "authorization" not in request.headers
+        response = yield next(self.auth_flow(request))
+        for _ in range(MAX_RATE_WAITS if ours else 0):
+            if response.status_code != 429:
+                return
+            time.sleep(retry_after(response))
+            response = yield request
+
+    async def async_auth_flow(
+        self, request: httpx.Request
+    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        ours = "authorization" not in request.headers
+        response = yield next(self.auth_flow(request))
+        for _ in range(MAX_RATE_WAITS if ours else 0):
+            if response.status_code != 429:
+                return
+            await asyncio.sleep(retry_after(response))
+            response = yield request
 
     def token_for(self, request: httpx.Request) -> str:
         path = request.url.path

@@ -266,6 +266,15 @@ async def test_a_client_over_its_rate_is_told_to_wait(client: httpx.AsyncClient)
     assert (await client.get("/ops/audit")).status_code == 200
 
 
+async def test_a_simulated_party_waits_as_it_is_told(client: httpx.AsyncClient) -> None:
+    """The demo's and tests' parties honour Retry-After (gateway/demo/tokens.py): a burst over
+    the rate gets through, later, instead of failing."""
+    started = time.monotonic()
+    answers = [(await client.get("/ops/audit")).status_code for _ in range(30)]
+    assert answers == [200] * 30
+    assert time.monotonic() - started >= 1.0  # the 21st waited out the 429's Retry-After
+
+
 async def test_a_flood_of_bad_tokens_is_slowed_and_not_written_one_by_one(
     client: httpx.AsyncClient,
 ) -> None:

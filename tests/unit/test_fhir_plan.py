@@ -271,12 +271,8 @@ def extension_values(element: Json, suffix: str) -> list[Any]:
 def secrets_of(transfer: PlanTransfer) -> list[str]:
     plan = transfer.plan
     name = plan.patient.name
-    return [
-        plan.patient.person_id,
-        *name.given.split(),
-        *name.family.split(),
-        *(p.name for p in plan.participants),
-    ]
+    # whole names: a part of a generated name ("0") may stand in any error text
+    return [plan.patient.person_id, name.given, name.family, *(p.name for p in plan.participants)]
 
 
 def assert_private(refusal: Refused, secrets: Iterable[str]) -> None:
