@@ -111,6 +111,18 @@ class Settings(BaseSettings):
     #: the audience (``aud``) tokens must name to be accepted here
     auth_audience: str = "ip-gateway"
 
+    # -- mutual TLS for system clients (gateway/auth/client_certs.py): TLS ends at the reverse
+    # proxy, which passes the verified client certificate on in ``Client-Cert`` (RFC 9440)
+    #: the system clients let in by certificate, with their scopes (TOML); unset: none is
+    mtls_clients_file: Path | None = None
+    #: the proxies (addresses or CIDR networks) whose ``Client-Cert`` header is believed; the
+    #: header from anywhere else is refused
+    mtls_trusted_proxies: list[str] = Field(default_factory=list)
+    #: the CA certificates (PEM bundle) client certificates must chain to, checked again here
+    mtls_trusted_ca: Path | None = None
+    #: revocation lists for client certificates (PEM or DER), as for NHN above
+    mtls_crl_files: list[Path] = Field(default_factory=list)
+
     # -- delivery (gateway/delivery_policy.py has the rules these tune)
     #: quick tries in process before a failing delivery goes to the first retry tier
     delivery_quick_tries: int = Field(default=3, ge=1)

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from gateway.auth.client_certs import ClientCertGate, gate_for
 from gateway.auth.dev_issuer import DevIssuer
 from gateway.auth.rate_limits import RateLimits
 from gateway.auth.setup import verifier_for
@@ -37,6 +38,8 @@ class Runtime:
     #: checks every caller's bearer token (gateway/api/auth.py)
     verifier: TokenVerifier
     rate_limits: RateLimits
+    #: checks the client certificates the TLS proxy passes on; None: no proxy is trusted
+    client_certs: ClientCertGate | None = None
     #: the development issuer the verifier trusts when no real one is configured; it mints
     #: the demo's and tests' tokens
     dev_issuer: DevIssuer | None = None
@@ -75,6 +78,7 @@ def build_runtime(settings: Settings) -> Runtime:
     verifier, dev_issuer = verifier_for(settings)
     return Runtime(
         verifier=verifier,
+        client_certs=gate_for(settings),
         dev_issuer=dev_issuer,
         rate_limits=RateLimits(settings.rate_limit_per_second),
         population=population,

@@ -25,6 +25,7 @@ from sqlalchemy import Connection
 
 from gateway.api.deps import runtime
 from gateway.api.problems import Problem
+from gateway.auth.client_certs import ClientCertRejected, PresentedCertificate, thumbprint
 from gateway.auth.tokens import (
     SCOPE_INBOX,
     SCOPE_OPS_ACT,
@@ -81,19 +82,56 @@ def _record(conn: Connection, who: str, code: str, target: str) -> None:
 
 
 async def authenticated(request: Request) -> Caller:
+    """The caller, from its bearer token, or from the client certificate the TLS proxy passed
+    on (a system client listed for certificate sign-in, gateway/auth/client_certs.py). A token
+    bound to a certificate counts only with that certificate."""
     rt = runtime(request)
+    presented = await _client_certificate(rt, request)
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    if scheme.lower() == "bearer" and token.strip():
+        bound = thumbprint(presented.certificate) if presented is not None else None
+        try:
+            caller = await rt.verifier.verify(token.strip(), certificate_thumbprint=bound)
+        except TokenRejected as e:
+            problem = await refuse(
+                rt, request, 401, e.code, "The token was refused", detail=e.detail
+            )
+            raise problem from None
+    elif presented is not None and rt.client_certs is not None:
+        try:
+            caller = rt.client_certs.caller(presented)
+        except ClientCertRejected as e:
+            problem = await refuse(
+                rt, request, 401, e.code, "The certificate was refused", detail=e.detail
+            )
+            raise problem from None
+    else:
         raise await refuse(rt, request, 401, "token-missing", "A bearer token is needed")
-    try:
-        caller = await rt.verifier.verify(token.strip())
-    except TokenRejected as e:
-        problem = await refuse(rt, request, 401, e.code, "The token was refused", detail=e.detail)
-        raise problem from None
     if not rt.rate_limits.take(caller.client_id):
         raise _too_many(rt)
     request.state.client_id = caller.client_id
     return caller
+
+
+async def _client_certificate(rt: Runtime, request: Request) -> PresentedCertificate | None:
+    """The checked certificate in ``Client-Cert``, None without that header. The header from
+    anyone but the configured TLS proxy is refused: it can only be an attempt to pose as a
+    client."""
+    header = request.headers.get("client-cert")
+    if header is None:
+        return None
+    address = request.client.host if request.client else None
+    try:
+        if rt.client_certs is None:
+            raise ClientCertRejected(
+                "client-cert-not-from-proxy", "no TLS proxy is configured to pass certificates"
+            )
+        return rt.client_certs.present(address, header, request.headers.get("client-cert-chain"))
+    except ClientCertRejected as e:
+        problem = await refuse(
+            rt, request, 401, e.code, "The certificate was refused", detail=e.detail
+        )
+        raise problem from None
 
 
 Authenticated = Annotated[Caller, Depends(authenticated)]

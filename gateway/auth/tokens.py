@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import hmac
 import json
 import logging
 import time
@@ -72,6 +73,8 @@ REJECTION_CODES = frozenset(
         "token-not-yet-valid",
         "token-wrong-algorithm",
         "issuer-unreachable",
+        # bound to a client certificate (RFC 8705) that the request did not come with
+        "token-unbound",
     }
 )
 
@@ -162,7 +165,10 @@ class TokenVerifier:
         self._lock: asyncio.Lock | None = None
         self._lock_loop: asyncio.AbstractEventLoop | None = None
 
-    async def verify(self, token: str) -> Caller:
+    async def verify(self, token: str, *, certificate_thumbprint: str | None = None) -> Caller:
+        """The caller a valid token names. ``certificate_thumbprint``: the ``x5t#S256`` of the
+        client certificate the request came with (gateway/auth/client_certs.py), the proof a
+        certificate-bound token needs."""
         header = _read_header(token)
         alg, kid = self._algorithm_and_kid(header)
         key = await self._key(kid)
@@ -171,7 +177,7 @@ class TokenVerifier:
         claims = _verified_claims(token, key, alg)
         self._check_issuer_and_audience(claims)
         self._check_times(claims)
-        return _caller(claims)
+        return _caller(claims, certificate_thumbprint)
 
     # -- header
 
@@ -333,14 +339,12 @@ def _number(claims: dict[str, Any], name: str, *, required: bool) -> float | Non
     return float(value)
 
 
-def _caller(claims: dict[str, Any]) -> Caller:
+def _caller(claims: dict[str, Any], certificate_thumbprint: str | None = None) -> Caller:
     client_id = claims.get("client_id")
     if not isinstance(client_id, str) or not client_id:
         raise TokenRejected("token-malformed", "token has no 'client_id' claim")
     if "cnf" in claims:
-        # a sender-constrained (DPoP / mTLS-bound) token is worth only with its proof; taken
-        # as a plain bearer token, whoever copied it could use it (RFC 9449 § 7.2)
-        raise TokenRejected("token-malformed", "a sender-constrained token without its proof")
+        _check_binding(claims["cnf"], certificate_thumbprint)
     sub = claims.get("sub")
     if sub is not None and not isinstance(sub, str):
         raise TokenRejected("token-malformed", "token claim 'sub' is not a string")
@@ -351,6 +355,19 @@ def _caller(claims: dict[str, Any]) -> Caller:
         orgnr_child=_orgnr(claims, ORGNR_CHILD),
         scopes=_scopes(claims.get("scope")),
     )
+
+
+def _check_binding(cnf: Any, certificate_thumbprint: str | None) -> None:
+    """A sender-constrained token is worth only with its proof; taken as a plain bearer token,
+    whoever copied it could use it (RFC 9449 § 7.2, RFC 8705 § 3). The proof taken here is the
+    client certificate the token is bound to (``x5t#S256``); DPoP proofs (``jkt``) are not."""
+    bound_to = cnf.get("x5t#S256") if isinstance(cnf, dict) else None
+    if not isinstance(bound_to, str) or not bound_to:
+        raise TokenRejected("token-malformed", "a sender-constrained token without its proof")
+    if certificate_thumbprint is None:
+        raise TokenRejected("token-unbound", "a certificate-bound token without its certificate")
+    if not hmac.compare_digest(bound_to.encode(), certificate_thumbprint.encode()):
+        raise TokenRejected("token-unbound", "the token is bound to another certificate")
 
 
 def _orgnr(claims: dict[str, Any], name: str) -> str | None:
