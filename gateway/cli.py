@@ -41,7 +41,16 @@ def serve(
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = Settings(**overrides)  # type: ignore[arg-type]
     configure(settings.log_level, json=settings.log_format == "json")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
+    # proxy_headers off: the request's client address stays the TCP peer, which is what
+    # decides whether a Client-Cert header came from the TLS proxy (gateway/auth/client_certs.py);
+    # uvicorn would otherwise replace it with X-Forwarded-For from 127.0.0.1
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        proxy_headers=False,
+    )
 
 
 @app.command()

@@ -129,7 +129,9 @@ async def _run(
 ) -> None:
     app = create_app(settings)
     server = uvicorn.Server(
-        uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning")
+        uvicorn.Config(
+            app, host=settings.host, port=settings.port, log_level="warning", proxy_headers=False
+        )
     )
     base = f"http://{settings.host}:{settings.port}"
     serving = asyncio.create_task(server.serve())

@@ -8,6 +8,7 @@ Requests from anywhere else come over a second transport with another client add
 from __future__ import annotations
 
 import base64
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -21,8 +22,10 @@ from cryptography.hazmat.primitives import serialization
 from gateway.api.app import create_app
 from gateway.auth.client_certs import SYSTEM_SCOPES, load_clients, thumbprint
 from gateway.auth.tokens import SCOPE_INBOX, SCOPE_SEND
+from gateway.broker import EmbeddedBroker
 from gateway.config import Settings
 from gateway.demo.pki import Authority
+from gateway.demo.process import GatewayProcess
 from gateway.demo.samples import HELSE_MORE_OG_ROMSDAL, ke_orgnr
 from gateway.domain.model import Organisation
 from gateway.runtime import Runtime
@@ -255,3 +258,37 @@ def test_the_example_clients_file_is_one_the_gateway_takes() -> None:
     clients = load_clients(Path(__file__).parents[2] / "deploy" / "mtls-clients.example.toml")
     assert {c.id for c in clients} == {"hmr-dips", "molde-ke"}
     assert all(set(c.scopes) <= SYSTEM_SCOPES for c in clients)
+
+
+def test_the_served_gateway_takes_the_proxy_as_the_tcp_peer(
+    pki: Pki, tmp_path: Path, broker: EmbeddedBroker
+) -> None:
+    """``ipgw serve`` over real HTTP: a proxy that adds X-Forwarded-For (as they do) still is
+    the proxy. Were uvicorn to put the forwarded address in its place, as it does by default
+    for 127.0.0.1, the certificate would be refused as not coming from the proxy."""
+    ca = tmp_path / "ca.pem"
+    ca.write_bytes(pki.ca.certificate.public_bytes(serialization.Encoding.PEM))
+    clients = tmp_path / "clients.toml"
+    clients.write_text(
+        f'[[client]]\nid = "ke-molde"\norgnr = "{ke_orgnr("1506")}"\nscopes = ["{SCOPE_INBOX}"]\n',
+        encoding="utf-8",
+    )
+    gw = GatewayProcess(
+        tmp_path / "gw",
+        {
+            "IPGW_KAFKA_BOOTSTRAP": broker.bootstrap,
+            "IPGW_KAFKA_GROUP_MODE": "assign",
+            "IPGW_TOPIC_PREFIX": f"mtls{uuid.uuid4().hex[:8]}",
+            "IPGW_MTLS_TRUSTED_PROXIES": '["127.0.0.1/32"]',
+            "IPGW_MTLS_TRUSTED_CA": str(ca),
+            "IPGW_MTLS_CLIENTS_FILE": str(clients),
+        },
+    )
+    (tmp_path / "gw").mkdir()
+    try:
+        gw.start()
+        headers = {**client_cert(pki.ke.certificate), "X-Forwarded-For": "203.0.113.9"}
+        r = httpx.get(f"{gw.base_url}/ke/1506/inbox", headers=headers, timeout=10)
+        assert r.status_code == 200, r.text
+    finally:
+        gw.stop()
