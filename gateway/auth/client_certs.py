@@ -116,7 +116,7 @@ def _sf_binary(item: str) -> bytes:
 def _der_certificate(data: bytes) -> x509.Certificate:
     try:
         return x509.load_der_x509_certificate(data)
-    except ValueError:
+    except (ValueError, x509.InvalidVersion):  # InvalidVersion: a v2 (or other) version field
         raise ClientCertRejected("client-cert-malformed", "not a DER certificate") from None
 
 
@@ -232,6 +232,8 @@ def load_clients(path: Path) -> tuple[MtlsClient, ...]:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as e:
         raise ClientCertsConfigError(f"IPGW_MTLS_CLIENTS_FILE: cannot read {e.filename}") from None
+    except UnicodeDecodeError:
+        raise ClientCertsConfigError("IPGW_MTLS_CLIENTS_FILE is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as e:
         raise ClientCertsConfigError(f"IPGW_MTLS_CLIENTS_FILE is not TOML: {e}") from None
     try:
@@ -273,6 +275,8 @@ class ClientCertGate:
             ip = ipaddress.ip_address(address)
         except ValueError:
             return False
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped  # a dual-stack listener shows an IPv4 proxy as ::ffff:a.b.c.d
         return any(ip in network for network in self.proxies)
 
     def present(

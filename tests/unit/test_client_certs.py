@@ -284,6 +284,10 @@ def _malformed_headers(certificate: x509.Certificate) -> dict[str, str]:
         "PEM inside": ":" + base64.b64encode(pem(certificate)).decode() + ":",
         "truncated DER": ":" + base64.b64encode(data[:-10]).decode() + ":",
         "two certificates": ":" + encoded + "::" + encoded + ":",
+        # a lenient decoder would skip these and find the certificate
+        "a stray character": ":" + encoded[:40] + "$" + encoded[40:] + ":",
+        "a line break inside": ":" + encoded[:64] + "\n" + encoded[64:] + ":",
+        "a space inside": ":" + encoded[:64] + " " + encoded[64:] + ":",
     }
 
 
@@ -303,6 +307,9 @@ MALFORMED = [
     "PEM inside",
     "truncated DER",
     "two certificates",
+    "a stray character",
+    "a line break inside",
+    "a space inside",
 ]
 
 
@@ -400,6 +407,7 @@ def test_an_altered_certificate_is_refused_with_a_code_never_another_error(
     """Whatever bytes a client changes in its certificate, the gate refuses with one of its
     codes (or, for a change that leaves the signed part alone, lets the same client in)."""
     blob = bytearray(der(hmr.certificate))
+    assert blob[VERSION_FIELD] == b"\xa0\x03\x02\x01\x02"
     for _ in range(data.draw(st.integers(1, 3), label="changes")):
         at = data.draw(st.integers(0, len(blob) - 1), label="at")
         blob[at] = data.draw(st.integers(0, 255), label="byte")
@@ -414,6 +422,38 @@ def test_an_altered_certificate_is_refused_with_a_code_never_another_error(
     else:
         assert outcome.orgnr == HMR
         assert gate.caller(outcome).client_id == "mtls:hmr-epj"
+
+
+#: where an X.509 certificate made here holds its version: ``[0] { INTEGER 2 }`` (v3) after
+#: the two SEQUENCE headers of four bytes each
+VERSION_FIELD = slice(8, 13)
+
+
+def other_version(certificate: x509.Certificate, version: int) -> bytes:
+    """The certificate's DER with another version number (1 is X.509 v2, 3 is no version)."""
+    blob = bytearray(der(certificate))
+    assert blob[VERSION_FIELD] == b"\xa0\x03\x02\x01\x02"
+    blob[12] = version
+    return bytes(blob)
+
+
+@pytest.mark.parametrize("version", [1, 3])
+def test_a_certificate_of_another_version_is_malformed(version: int, hmr: Identity) -> None:
+    value = ":" + base64.b64encode(other_version(hmr.certificate, version)).decode() + ":"
+    assert rejected(lambda: parse_client_cert(value)).code == "client-cert-malformed"
+
+
+def test_a_chain_member_of_another_version_is_malformed(ca: Authority, hmr: Identity) -> None:
+    member = ":" + base64.b64encode(other_version(hmr.certificate, 1)).decode() + ":"
+    value = chain_header(ca.certificate) + ", " + member
+    assert rejected(lambda: parse_client_cert_chain(value)).code == "client-cert-malformed"
+
+
+def test_the_gate_refuses_a_certificate_of_another_version(
+    gate: ClientCertGate, hmr: Identity
+) -> None:
+    value = ":" + base64.b64encode(other_version(hmr.certificate, 1)).decode() + ":"
+    assert rejected(lambda: gate.present(PROXY, value)).code == "client-cert-malformed"
 
 
 # ------------------------------------------------------------------------------ thumbprint
@@ -696,7 +736,9 @@ def secret_gate(
     ca: Authority, other_ca: Authority, leaf_key: rsa.RSAPrivateKey
 ) -> tuple[ClientCertGate, dict[str, Identity]]:
     named = {
-        "expired": ca.issue(SECRET, orgnr=HMR, not_after=NOW - DAY, key=leaf_key),
+        "expired": ca.issue(
+            SECRET, orgnr=HMR, not_before=NOW - 9 * DAY, not_after=NOW - DAY, key=leaf_key
+        ),
         "encrypt_only": ca.issue(SECRET, orgnr=HMR, sign=False, key=leaf_key),
         "foreign": other_ca.issue(SECRET, orgnr=HMR, key=leaf_key),
         "revoked": ca.issue(SECRET, orgnr=HMR, key=leaf_key),
@@ -833,6 +875,13 @@ BAD_FILES: dict[str, Callable[[], str]] = {
 @pytest.mark.parametrize("case", sorted(BAD_FILES))
 def test_a_bad_clients_file_is_refused(case: str, tmp_path: Path) -> None:
     path = write(tmp_path / "clients.toml", BAD_FILES[case]())
+    with pytest.raises(ClientCertsConfigError, match="IPGW_MTLS_CLIENTS_FILE"):
+        load_clients(path)
+
+
+def test_a_clients_file_not_in_utf8_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "clients.toml"
+    path.write_bytes(toml_of(good_clients()).replace("hmr-epj", "hmr-epj-\xe6").encode("latin-1"))
     with pytest.raises(ClientCertsConfigError, match="IPGW_MTLS_CLIENTS_FILE"):
         load_clients(path)
 
@@ -1152,3 +1201,9 @@ async def test_a_plain_token_may_come_with_a_certificate(
     caller = await verifier.verify(token, certificate_thumbprint=thumbprint(hmr.certificate))
     assert caller.client_id == "hmr-epj"
     assert caller.scopes == {SCOPE_SEND}
+
+
+def test_an_ipv4_proxy_seen_through_a_dual_stack_listener_is_the_proxy() -> None:
+    gate = ClientCertGate([ipaddress.ip_network("10.0.0.0/24")], lambda: Trust(()), ())
+    assert gate.from_proxy("::ffff:10.0.0.5")
+    assert not gate.from_proxy("::ffff:10.0.1.5")
