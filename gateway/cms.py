@@ -125,12 +125,17 @@ def fingerprint(certificate: x509.Certificate) -> str:
 
 
 def organisation_number(certificate: x509.Certificate) -> str | None:
-    """The organisation number in an enterprise certificate's subject, if it names one."""
-    for attribute in certificate.subject.get_attributes_for_oid(NameOID.ORGANIZATION_IDENTIFIER):
+    """The organisation number in an enterprise certificate's subject, if it names one (None
+    too for a subject that cannot be read: such a certificate speaks for no one)."""
+    try:
+        subject = certificate.subject
+    except ValueError:  # the subject is parsed when first read; invalid UTF-8 fails here
+        return None
+    for attribute in subject.get_attributes_for_oid(NameOID.ORGANIZATION_IDENTIFIER):
         value = str(attribute.value).strip()
         if value.upper().startswith("NTRNO-") and value[6:].isdigit():
             return value[6:]
-    for attribute in certificate.subject.get_attributes_for_oid(NameOID.SERIAL_NUMBER):
+    for attribute in subject.get_attributes_for_oid(NameOID.SERIAL_NUMBER):
         value = str(attribute.value).strip()
         if len(value) == 9 and value.isdigit():
             return value
@@ -146,6 +151,9 @@ class Trust:
 
     anchors: tuple[x509.Certificate, ...]
     crls: tuple[x509.CertificateRevocationList, ...] = ()
+    #: refuse (S99) a certificate whose issuer no configured list covers, instead of taking
+    #: it as not revoked: once lists are configured, a missing one is a gap, not an answer
+    require_revocation: bool = False
 
     def check(
         self,
@@ -194,6 +202,7 @@ class Trust:
         """Each certificate below the anchor against the configured CRLs of its issuer (only
         CRLs that issuer signed count)."""
         for certificate, issuer in itertools.pairwise(chain):
+            covered = False
             for crl in self.crls:
                 if crl.issuer != certificate.issuer:
                     continue
@@ -203,6 +212,7 @@ class Trust:
                     signed_by_issuer = False
                 if not signed_by_issuer:
                     continue
+                covered = True
                 if crl.next_update_utc is not None and crl.next_update_utc < at:
                     raise CmsRefused(
                         "S99",
@@ -213,6 +223,11 @@ class Trust:
                     raise CmsRefused(
                         "S03", f"certificate {fingerprint(certificate)} has been revoked"
                     )
+            if self.require_revocation and not covered:
+                raise CmsRefused(
+                    "S99",
+                    f"no configured revocation list covers certificate {fingerprint(certificate)}",
+                )
 
 
 def _check_key_usage(certificate: x509.Certificate, usage: Usage, name: str) -> None:
@@ -494,6 +509,23 @@ def load_crl(path: Path) -> x509.CertificateRevocationList:
     return x509.load_der_x509_crl(data)
 
 
+def load_trust(
+    anchors: Path, crls: Sequence[Path], settings: str, *, require_revocation: bool = False
+) -> Trust:
+    """The CAs in ``anchors`` and the lists in ``crls``; ``settings`` names where they were
+    configured, for the error."""
+    try:
+        return Trust(
+            tuple(load_certificates(anchors)),
+            tuple(load_crl(p) for p in crls),
+            require_revocation=require_revocation,
+        )
+    except OSError as e:
+        raise CmsConfigError(f"{settings}: cannot read {e.filename}") from None
+    except ValueError:
+        raise CmsConfigError(f"{settings}: not certificates / revocation lists") from None
+
+
 def load_identity(key_path: Path, cert_path: Path | None, password: bytes | None) -> Identity:
     """A key with its certificate: a PKCS#12 file (``.p12``/``.pfx``, how the CAs deliver
     enterprise certificates) on its own, or a PEM key and a PEM certificate file (leaf first,
@@ -611,20 +643,11 @@ class GatewayCms:
             )
         anchors_file = s.nhn_trusted_ca
         crl_files = list(s.nhn_crl_files)
-
-        def load() -> Trust:
-            try:
-                anchors = tuple(load_certificates(anchors_file))
-                crls = tuple(load_crl(p) for p in crl_files)
-            except OSError as e:
-                raise CmsConfigError(f"IPGW_NHN_TRUSTED_CA/CRL: cannot read {e.filename}") from None
-            except ValueError:
-                raise CmsConfigError(
-                    "IPGW_NHN_TRUSTED_CA/IPGW_NHN_CRL_FILES: not certificates / revocation lists"
-                ) from None
-            return Trust(anchors, crls)
-
-        return self._cache.get(("trust",), [anchors_file, *crl_files], load)
+        return self._cache.get(
+            ("trust",),
+            [anchors_file, *crl_files],
+            lambda: load_trust(anchors_file, crl_files, "IPGW_NHN_TRUSTED_CA/IPGW_NHN_CRL_FILES"),
+        )
 
     def certificate(self, path: Path) -> x509.Certificate:
         """A receiver's encryption certificate (the first in the file)."""

@@ -117,16 +117,20 @@ async def _client_certificate(rt: Runtime, request: Request) -> PresentedCertifi
     """The checked certificate in ``Client-Cert``, None without that header. The header from
     anyone but the configured TLS proxy is refused: it can only be an attempt to pose as a
     client."""
-    header = request.headers.get("client-cert")
-    if header is None:
+    lines = request.headers.getlist("client-cert")
+    if not lines:
         return None
+    # several lines are one comma-joined value (RFC 9110 § 5.3): for Client-Cert, an Item,
+    # that is malformed; for the chain, a List, it is the whole list
+    header = ", ".join(lines)
+    chain = ", ".join(request.headers.getlist("client-cert-chain")) or None
     address = request.client.host if request.client else None
     try:
         if rt.client_certs is None:
             raise ClientCertRejected(
                 "client-cert-not-from-proxy", "no TLS proxy is configured to pass certificates"
             )
-        return rt.client_certs.present(address, header, request.headers.get("client-cert-chain"))
+        return rt.client_certs.present(address, header, chain)
     except ClientCertRejected as e:
         problem = await refuse(
             rt, request, 401, e.code, "The certificate was refused", detail=e.detail

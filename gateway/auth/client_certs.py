@@ -36,10 +36,17 @@ from typing import Annotated, Self
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
+from cryptography.x509.oid import ExtendedKeyUsageOID
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from gateway.auth.tokens import SCOPE_CONSENT_READ, SCOPE_INBOX, SCOPE_SEND, Caller
-from gateway.cms import CmsRefused, FileCache, Trust, fingerprint, load_certificates, load_crl
+from gateway.auth.tokens import (
+    CERTIFICATE_CLIENT_PREFIX,
+    SCOPE_CONSENT_READ,
+    SCOPE_INBOX,
+    SCOPE_SEND,
+    Caller,
+)
+from gateway.cms import CmsConfigError, CmsRefused, FileCache, Trust, fingerprint, load_trust
 from gateway.cms import organisation_number as certificate_orgnr
 from gateway.config import Settings
 from gateway.domain.identifiers import InvalidIdentifier, parse_orgnr
@@ -103,12 +110,19 @@ class ClientCertsConfigError(ValueError):
 
 
 def _sf_binary(item: str) -> bytes:
-    """An RFC 8941 byte sequence (``:base64:``), strictly: standard alphabet, padded."""
+    """An RFC 8941 byte sequence (``:base64:``): standard alphabet, ``=`` padding may be left
+    off (§ 4.2.7 says not to fail on it), parameters after it (``;name=value``) ignored as
+    RFC 9440 defines none. Anything else after it (a second item) is refused."""
     item = item.strip(" \t")
-    if len(item) < 2 or item[0] != ":" or item[-1] != ":":
+    end = item.find(":", 1)
+    if not item.startswith(":") or end < 0:
         raise ClientCertRejected("client-cert-malformed", "not a byte sequence (:base64:)")
+    rest = item[end + 1 :]
+    if rest and not rest.startswith(";"):
+        raise ClientCertRejected("client-cert-malformed", "more than one byte sequence")
+    content = item[1:end]
     try:
-        return base64.b64decode(item[1:-1], validate=True)
+        return base64.b64decode(content + "=" * (-len(content) % 4), validate=True)
     except (binascii.Error, ValueError):
         raise ClientCertRejected("client-cert-malformed", "not valid base64") from None
 
@@ -129,11 +143,13 @@ def parse_client_cert(value: str) -> x509.Certificate:
 
 def parse_client_cert_chain(value: str | None) -> list[x509.Certificate]:
     """The ``Client-Cert-Chain`` header (RFC 9440 § 2.3): a list of byte sequences."""
-    if not value:
-        return []
+    if not value or not value.strip(" \t"):
+        return []  # an empty list is an absent one (RFC 8941 § 3.1)
     if len(value) > MAX_HEADER_CHARS * MAX_CHAIN:
         raise ClientCertRejected("client-cert-malformed", "chain header too large")
-    members = [m for m in value.split(",") if m.strip(" \t")]
+    members = value.split(",")
+    if any(not m.strip(" \t") for m in members):
+        raise ClientCertRejected("client-cert-malformed", "an empty member in the chain")
     if len(members) > MAX_CHAIN:
         raise ClientCertRejected("client-cert-malformed", f"more than {MAX_CHAIN} in the chain")
     return [_der_certificate(_sf_binary(m)) for m in members]
@@ -156,7 +172,9 @@ def _orgnr(value: str) -> str:
 
 
 def _sha256_hex(value: str) -> str:
-    value = value.replace(":", "").strip().lower()
+    # as ``openssl x509 -fingerprint -sha256`` prints it, "sha256 Fingerprint=AB:CD:...", or
+    # only the hex, with or without colons
+    value = value.rpartition("=")[2].replace(":", "").strip().lower()
     if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
         raise ValueError("a fingerprint is the certificate's SHA-256, 64 hex digits")
     return value
@@ -197,8 +215,8 @@ class MtlsClient(BaseModel):
 
     def caller(self) -> Caller:
         return Caller(
-            client_id=f"mtls:{self.id}",
-            subject=f"mtls:{self.id}",
+            client_id=f"{CERTIFICATE_CLIENT_PREFIX}{self.id}",
+            subject=f"{CERTIFICATE_CLIENT_PREFIX}{self.id}",
             orgnr_parent=self.orgnr,
             orgnr_child=self.orgnr_child,
             scopes=frozenset(self.scopes),
@@ -297,7 +315,7 @@ class ClientCertGate:
         chain = parse_client_cert_chain(chain_header)
         try:
             trust = self.trust()
-        except ClientCertsConfigError as e:
+        except (ClientCertsConfigError, CmsConfigError) as e:
             log.error("client certificates cannot be checked: %s", e)
             raise ClientCertRejected(
                 "client-cert-untrusted", "the gateway cannot read its trusted CAs now"
@@ -307,6 +325,7 @@ class ClientCertGate:
         except CmsRefused as e:
             code = "client-cert-untrusted" if e.code == "S02" else "client-cert-revoked"
             raise ClientCertRejected(code, e.detail) from None
+        _check_client_certificate(certificate)
         return PresentedCertificate(
             certificate=certificate,
             orgnr=certificate_orgnr(certificate),
@@ -325,27 +344,48 @@ class ClientCertGate:
         )
 
 
-def _read_trust(anchors: Path, crls: Sequence[Path]) -> Trust:
+def _check_client_certificate(certificate: x509.Certificate) -> None:
+    """What makes a certificate a TLS client's, beyond the chain: not a CA's own, and issued
+    for client authentication when it states its purposes (extended key usage)."""
+    name = f"certificate {fingerprint(certificate)}"
     try:
-        return Trust(tuple(load_certificates(anchors)), tuple(load_crl(p) for p in crls))
-    except OSError as e:
-        raise ClientCertsConfigError(
-            f"IPGW_MTLS_TRUSTED_CA/CRL: cannot read {e.filename}"
-        ) from None
+        extensions = certificate.extensions
     except ValueError:
-        raise ClientCertsConfigError(
-            "IPGW_MTLS_TRUSTED_CA/IPGW_MTLS_CRL_FILES: not certificates / revocation lists"
+        raise ClientCertRejected(
+            "client-cert-malformed", f"{name}: unreadable extensions"
         ) from None
+    try:
+        if extensions.get_extension_for_class(x509.BasicConstraints).value.ca:
+            raise ClientCertRejected("client-cert-untrusted", f"{name} is a CA certificate")
+    except x509.ExtensionNotFound:
+        pass
+    try:
+        purposes = extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return
+    if ExtendedKeyUsageOID.CLIENT_AUTH not in purposes:
+        raise ClientCertRejected(
+            "client-cert-untrusted", f"{name} is not issued for client authentication"
+        )
 
 
 def gate_for(settings: Settings) -> ClientCertGate | None:
     """The gate for IPGW_MTLS_*; None when no proxy is trusted (the header is then refused
     from everyone, gateway/api/auth.py). A half configuration stops the gateway at start."""
     if not settings.mtls_trusted_proxies:
-        if settings.mtls_clients_file is not None:
+        stray = [
+            name
+            for name, value in (
+                ("IPGW_MTLS_CLIENTS_FILE", settings.mtls_clients_file),
+                ("IPGW_MTLS_TRUSTED_CA", settings.mtls_trusted_ca),
+                ("IPGW_MTLS_CRL_FILES", settings.mtls_crl_files),
+            )
+            if value
+        ]
+        if stray:
             raise ClientCertsConfigError(
-                "IPGW_MTLS_CLIENTS_FILE is set but IPGW_MTLS_TRUSTED_PROXIES is not: name the "
-                "TLS proxy that passes client certificates on"
+                f"{', '.join(stray)} set but IPGW_MTLS_TRUSTED_PROXIES is not: name the TLS "
+                "proxy that passes client certificates on"
             )
         return None
     anchors = settings.mtls_trusted_ca
@@ -354,19 +394,64 @@ def gate_for(settings: Settings) -> ClientCertGate | None:
             "IPGW_MTLS_TRUSTED_PROXIES is set but IPGW_MTLS_TRUSTED_CA is not: client "
             "certificates must be checked against the CAs the gateway trusts"
         )
-    try:
-        proxies = [
-            ipaddress.ip_network(p.strip(), strict=False) for p in settings.mtls_trusted_proxies
-        ]
-    except ValueError as e:
-        raise ClientCertsConfigError(f"IPGW_MTLS_TRUSTED_PROXIES: {e}") from None
+    proxies = [_proxy_network(p) for p in settings.mtls_trusted_proxies]
     crls = list(settings.mtls_crl_files)
     cache = FileCache()
 
     def trust() -> Trust:
-        return cache.get(("trust",), [anchors, *crls], lambda: _read_trust(anchors, crls))
+        return cache.get(
+            ("trust",),
+            [anchors, *crls],
+            lambda: load_trust(
+                anchors,
+                crls,
+                "IPGW_MTLS_TRUSTED_CA/IPGW_MTLS_CRL_FILES",
+                # with lists configured, a certificate no list covers is refused
+                require_revocation=bool(crls),
+            ),
+        )
 
-    if not trust().anchors:
+    try:
+        anchors_now = trust().anchors
+    except CmsConfigError as e:
+        raise ClientCertsConfigError(str(e)) from None
+    if not anchors_now:
         raise ClientCertsConfigError(f"IPGW_MTLS_TRUSTED_CA: {anchors} holds no certificate")
+    if not crls:
+        log.warning(
+            "IPGW_MTLS_CRL_FILES is not set: revoked client certificates are not recognised"
+        )
     clients = load_clients(settings.mtls_clients_file) if settings.mtls_clients_file else ()
+    for client in clients:
+        if not client.fingerprints:
+            log.warning(
+                "mTLS client %s is not pinned: every certificate of its organisation that "
+                "chains to a trusted CA is this client (set its fingerprints)",
+                client.id,
+            )
     return ClientCertGate(proxies, trust, clients)
+
+
+#: the widest network a proxy may be given as: anything in it can pose as any listed client,
+#: since a client certificate is public (it is sent in every handshake, and listed)
+_WIDEST_PROXY_PREFIX = {4: 16, 6: 48}
+
+
+def _proxy_network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    try:
+        network = ipaddress.ip_network(text.strip(), strict=True)
+    except ValueError as e:
+        raise ClientCertsConfigError(f"IPGW_MTLS_TRUSTED_PROXIES: {e}") from None
+    if (
+        isinstance(network, ipaddress.IPv6Network)
+        and network.network_address.ipv4_mapped is not None
+    ):
+        mapped = network.network_address.ipv4_mapped
+        network = ipaddress.ip_network(f"{mapped}/{max(network.prefixlen - 96, 0)}")
+    if network.prefixlen < _WIDEST_PROXY_PREFIX[network.version]:
+        raise ClientCertsConfigError(
+            f"IPGW_MTLS_TRUSTED_PROXIES: {network} is too wide for a proxy (at most "
+            f"/{_WIDEST_PROXY_PREFIX[network.version]}): every address in it could pose as "
+            "any client"
+        )
+    return network

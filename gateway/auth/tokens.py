@@ -31,6 +31,7 @@ from joserfc.errors import (
 from gateway.auth.jwks import HttpJwks, KeySource, KeySourceError, StaticJwks, VerifyKey, parse_jwks
 
 __all__ = [
+    "CERTIFICATE_CLIENT_PREFIX",
     "ORGNR_CHILD",
     "ORGNR_PARENT",
     "REJECTION_CODES",
@@ -77,6 +78,9 @@ REJECTION_CODES = frozenset(
         "token-unbound",
     }
 )
+
+#: how the clients let in by certificate are named; no token's client may be
+CERTIFICATE_CLIENT_PREFIX = "mtls:"
 
 #: asymmetric algorithms the verifier can be configured with; ``none`` and the HMAC family
 #: never: with HS* a public key would become a shared secret anyone can sign with
@@ -343,6 +347,10 @@ def _caller(claims: dict[str, Any], certificate_thumbprint: str | None = None) -
     client_id = claims.get("client_id")
     if not isinstance(client_id, str) or not client_id:
         raise TokenRejected("token-malformed", "token has no 'client_id' claim")
+    if client_id.startswith(CERTIFICATE_CLIENT_PREFIX):
+        # the names of clients let in by certificate (gateway/auth/client_certs.py): a token
+        # client so named would share their receipts and rate limit
+        raise TokenRejected("token-malformed", "token client id is one reserved for certificates")
     if "cnf" in claims:
         _check_binding(claims["cnf"], certificate_thumbprint)
     sub = claims.get("sub")
@@ -362,7 +370,9 @@ def _check_binding(cnf: Any, certificate_thumbprint: str | None) -> None:
     whoever copied it could use it (RFC 9449 § 7.2, RFC 8705 § 3). The proof taken here is the
     client certificate the token is bound to (``x5t#S256``); DPoP proofs (``jkt``) are not."""
     bound_to = cnf.get("x5t#S256") if isinstance(cnf, dict) else None
-    if not isinstance(bound_to, str) or not bound_to:
+    if not isinstance(bound_to, str) or not bound_to or len(cnf) != 1:
+        # a confirmation method not checked here (DPoP's jkt, beside x5t#S256 or alone)
+        # would be a proof skipped
         raise TokenRejected("token-malformed", "a sender-constrained token without its proof")
     if certificate_thumbprint is None:
         raise TokenRejected("token-unbound", "a certificate-bound token without its certificate")

@@ -18,6 +18,7 @@ A request that already carries an ``Authorization`` header keeps it (the negativ
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import time
 from collections.abc import AsyncGenerator, Callable, Generator
@@ -53,6 +54,8 @@ def retry_after(response: httpx.Response) -> float:
     try:
         seconds = float(response.headers.get("retry-after", "1"))
     except ValueError:
+        seconds = 1.0
+    if not math.isfinite(seconds):
         seconds = 1.0
     return min(max(seconds, 0.1), 5.0)
 

@@ -162,15 +162,21 @@ async def test_a_certificate_client_may_send_only_as_its_own_organisation(
         headers={**FHIR, **client_cert(pki.hospital.certificate)},
     )
     assert r.status_code == 403, r.text
-    assert "sender-spoofed" in r.text
+    assert "sender-spoofed" in r.json()["issue"][0]["diagnostics"]
+    view = (await parties.operator.get(f"/messages/{r.json()['id']}")).json()
+    assert view["status"] == "REJECTED"
+    refused = ("mtls:his-hmr", "POST /fhir/$process-message", "sender-spoofed")
+    assert refused in await parties.refusals()
 
 
 async def test_a_certificate_gives_only_the_scopes_listed_for_its_client(
     parties: Parties, pki: Pki
 ) -> None:
     hospital = client_cert(pki.hospital.certificate)
-    assert (await parties.proxy.get("/ops/messages", headers=hospital)).status_code == 403
-    assert (await parties.proxy.get("/ke/1506/inbox", headers=hospital)).status_code == 403
+    for path in ("/ops/messages", "/ke/1506/inbox"):
+        r = await parties.proxy.get(path, headers=hospital)
+        assert r.status_code == 403, path
+        assert r.json()["type"].endswith("/scope-missing"), r.text
     ke = client_cert(pki.ke.certificate)
     assert (await parties.proxy.get("/ke/1506/inbox", headers=ke)).status_code == 200
     theirs = await parties.proxy.get("/ke/1508/inbox", headers=ke)

@@ -26,7 +26,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -56,7 +56,7 @@ from gateway.auth.client_certs import (
     parse_client_cert_chain,
     thumbprint,
 )
-from gateway.cms import Identity, Trust
+from gateway.cms import Identity, Trust, organisation_number
 from gateway.config import Settings
 from gateway.demo.pki import Authority, key_usage, new_key
 
@@ -277,7 +277,6 @@ def _malformed_headers(certificate: x509.Certificate) -> dict[str, str]:
         "a lone colon": ":",
         "not base64": ":" + encoded[:40] + "$%&" + encoded[43:] + ":",
         "urlsafe alphabet": ":" + base64.urlsafe_b64encode(data).decode() + ":",
-        "padding left off": ":" + unpadded.rstrip("=") + ":",
         "non-ASCII": ":" + encoded[:20] + "ø" + encoded[21:] + ":",
         "not DER": ":" + base64.b64encode(b"certainly not a certificate").decode() + ":",
         "DER of something else": f":{crl_like}:",
@@ -300,7 +299,6 @@ MALFORMED = [
     "a lone colon",
     "not base64",
     "urlsafe alphabet",
-    "padding left off",
     "non-ASCII",
     "not DER",
     "DER of something else",
@@ -331,9 +329,29 @@ def test_an_oversized_header_is_refused_even_when_it_holds_a_certificate(hmr: Id
     assert parse_client_cert(fits) == hmr.certificate
 
 
-@pytest.mark.parametrize("value", [None, "", " ", ", ,"])
+@pytest.mark.parametrize("value", [None, "", " "])
 def test_an_absent_or_empty_chain_is_no_chain(value: str | None) -> None:
     assert parse_client_cert_chain(value) == []
+
+
+@pytest.mark.parametrize("value", [", ,", "{a},,{a}", "{a},", ",{a}"])
+def test_an_empty_member_spoils_the_chain(value: str, ca: Authority) -> None:
+    text = value.replace("{a}", header(ca.certificate))
+    assert rejected(lambda: parse_client_cert_chain(text)).code == "client-cert-malformed"
+
+
+def test_padding_may_be_left_off_and_parameters_are_ignored(hmr: Identity) -> None:
+    """RFC 8941 § 4.2.7: a parser should not fail on missing padding; RFC 9440 defines no
+    parameters, and unknown ones are ignored."""
+    encoded = base64.b64encode(der(hmr.certificate)).decode()
+    unpadded = encoded.rstrip("=")
+    assert unpadded != encoded  # this certificate's DER needs padding, so the case is real
+    assert parse_client_cert(f":{unpadded}:") == hmr.certificate
+    assert parse_client_cert(f":{encoded}:;by=proxy") == hmr.certificate
+    # but not a second item after it
+    assert rejected(lambda: parse_client_cert(f":{encoded}:, :{encoded}:")).code == (
+        "client-cert-malformed"
+    )
 
 
 def test_a_chain_of_one_and_of_two(hmr: Identity, ca: Authority) -> None:
@@ -923,9 +941,36 @@ def clients_file(tmp_path: Path) -> Path:
     )
 
 
-def test_without_proxies_there_is_no_gate(tmp_path: Path, ca_file: Path) -> None:
+def test_without_proxies_there_is_no_gate(tmp_path: Path) -> None:
     assert gate_for(mtls_settings(tmp_path)) is None
-    assert gate_for(mtls_settings(tmp_path, mtls_trusted_ca=ca_file)) is None
+
+
+def test_a_ca_or_crl_without_proxies_is_a_half_configuration(tmp_path: Path, ca_file: Path) -> None:
+    for extra in ({"mtls_trusted_ca": ca_file}, {"mtls_crl_files": [ca_file]}):
+        with pytest.raises(ClientCertsConfigError, match="IPGW_MTLS_TRUSTED_PROXIES"):
+            gate_for(mtls_settings(tmp_path, **extra))
+
+
+@pytest.mark.parametrize(
+    "proxy", ["10.0.0.5/8", "0.0.0.0/0", "10.0.0.0/15", "::/0", "2001:db8::/32", "::ffff:0:0/96"]
+)
+def test_a_proxy_network_too_wide_or_with_host_bits_is_refused(
+    proxy: str, tmp_path: Path, ca_file: Path
+) -> None:
+    settings = mtls_settings(tmp_path, mtls_trusted_proxies=[proxy], mtls_trusted_ca=ca_file)
+    with pytest.raises(ClientCertsConfigError, match="IPGW_MTLS_TRUSTED_PROXIES"):
+        gate_for(settings)
+
+
+def test_a_proxy_written_ipv4_mapped_is_that_ipv4_proxy(tmp_path: Path, ca_file: Path) -> None:
+    settings = mtls_settings(
+        tmp_path, mtls_trusted_proxies=["::ffff:10.0.0.5"], mtls_trusted_ca=ca_file
+    )
+    gate = gate_for(settings)
+    assert gate is not None
+    assert gate.from_proxy("10.0.0.5")
+    assert gate.from_proxy("::ffff:10.0.0.5")
+    assert not gate.from_proxy("10.0.0.6")
 
 
 def test_a_clients_file_without_proxies_is_refused(tmp_path: Path, clients_file: Path) -> None:
@@ -1207,3 +1252,124 @@ def test_an_ipv4_proxy_seen_through_a_dual_stack_listener_is_the_proxy() -> None
     gate = ClientCertGate([ipaddress.ip_network("10.0.0.0/24")], lambda: Trust(()), ())
     assert gate.from_proxy("::ffff:10.0.0.5")
     assert not gate.from_proxy("::ffff:10.0.1.5")
+
+
+# ------------------------------------------------------------------ a TLS client's certificate
+
+
+def _leaf(
+    ca: Authority, *, is_ca: bool = False, purposes: list[x509.ObjectIdentifier] | None = None
+) -> x509.Certificate:
+    key = new_key()
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.SERIAL_NUMBER, HMR)]))
+        .issuer_name(ca.certificate.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - DAY)
+        .not_valid_after(NOW + 30 * DAY)
+        .add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True)
+        .add_extension(key_usage(sign=True, encrypt=False, ca=is_ca), critical=True)
+    )
+    if purposes is not None:
+        builder = builder.add_extension(x509.ExtendedKeyUsage(purposes), critical=False)
+    return builder.sign(ca.key, hashes.SHA256())
+
+
+def test_a_ca_certificate_is_no_client_certificate(ca: Authority, gate: ClientCertGate) -> None:
+    """Signed by a trusted CA, with the client's orgnr and key usage for signing, but a CA."""
+    certificate = _leaf(ca, is_ca=True)
+    assert rejected(lambda: gate.present(PROXY, header(certificate))).code == (
+        "client-cert-untrusted"
+    )
+
+
+def test_a_certificate_for_other_purposes_only_is_refused(
+    ca: Authority, gate: ClientCertGate
+) -> None:
+    email_only = _leaf(ca, purposes=[ExtendedKeyUsageOID.EMAIL_PROTECTION])
+    assert rejected(lambda: gate.present(PROXY, header(email_only))).code == (
+        "client-cert-untrusted"
+    )
+    for_clients = _leaf(ca, purposes=[ExtendedKeyUsageOID.CLIENT_AUTH])
+    presented = gate.present(PROXY, header(for_clients))
+    assert gate.caller(presented).client_id == "mtls:hmr-epj"
+
+
+def test_with_lists_configured_a_certificate_no_list_covers_is_refused(
+    ca: Authority, other_ca: Authority, foreign: Identity
+) -> None:
+    """A list from one CA says nothing of another CA's certificates: status unknown."""
+    lists = (ca.revocation_list([]),)
+    gate = ClientCertGate(
+        PROXIES,
+        lambda: Trust((ca.certificate, other_ca.certificate), lists, require_revocation=True),
+        (),
+    )
+    assert rejected(lambda: gate.present(PROXY, header(foreign.certificate))).code == (
+        "client-cert-revoked"
+    )
+    covered = ca.issue("Dekket", orgnr=HMR)
+    assert gate.present(PROXY, header(covered.certificate)).orgnr == HMR
+
+
+def test_gate_for_requires_a_list_per_issuer_once_lists_are_configured(
+    tmp_path: Path, ca: Authority, other_ca: Authority, foreign: Identity, hmr: Identity
+) -> None:
+    both = tmp_path / "cas.pem"
+    both.write_bytes(pem(ca.certificate, other_ca.certificate))
+    crl = tmp_path / "ca.crl"
+    crl.write_bytes(ca.revocation_list([]).public_bytes(serialization.Encoding.PEM))
+    gate = gate_for(
+        mtls_settings(
+            tmp_path,
+            mtls_trusted_proxies=["10.0.0.0/24"],
+            mtls_trusted_ca=both,
+            mtls_crl_files=[crl],
+        )
+    )
+    assert gate is not None
+    assert gate.present(PROXY, header(hmr.certificate)).orgnr == HMR
+    assert rejected(lambda: gate.present(PROXY, header(foreign.certificate))).code == (
+        "client-cert-revoked"
+    )
+
+
+def test_a_fingerprint_as_openssl_prints_it_is_taken(hmr: Identity) -> None:
+    hexed = sha256_hex(hmr.certificate)
+    printed = "sha256 Fingerprint=" + ":".join(hexed[i : i + 2].upper() for i in range(0, 64, 2))
+    client = MtlsClient(id="x", orgnr=HMR, fingerprints=(printed,), scopes=(SCOPE_SEND,))
+    assert client.fingerprints == (hexed,)
+
+
+async def test_a_token_with_a_proof_not_checked_here_is_refused(
+    dev: DevIssuer, verifier: TokenVerifier, hmr: Identity
+) -> None:
+    """x5t#S256 beside DPoP's jkt: taking the certificate alone would skip the DPoP proof."""
+    cnf = {
+        "x5t#S256": thumbprint(hmr.certificate),
+        "jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I",
+    }
+    error = await token_rejected(verifier, bound_token(dev, cnf), thumbprint(hmr.certificate))
+    assert error.code == "token-malformed"
+
+
+async def test_no_token_client_may_take_a_certificate_clients_name(
+    dev: DevIssuer, verifier: TokenVerifier
+) -> None:
+    token = dev.mint(client_id="mtls:hmr-epj", audience=AUD, scopes=[SCOPE_SEND], orgnr_parent=HMR)
+    error = await token_rejected(verifier, token, None)
+    assert error.code == "token-malformed"
+
+
+def test_a_subject_that_cannot_be_read_names_no_organisation(ca: Authority) -> None:
+    """Invalid UTF-8 in the subject: cryptography fails when the subject is first read; the
+    certificate then speaks for no one (no 500 on the gate or the NHN path)."""
+    marker = "ÆÆÆÆ".encode()
+    blob = der(ca.issue("ÆÆÆÆ", orgnr=HMR).certificate)
+    assert marker in blob
+    broken = x509.load_der_x509_certificate(blob.replace(marker, b"\xff" * len(marker), 1))
+    with pytest.raises(ValueError, match="asn1"):
+        _ = broken.subject
+    assert organisation_number(broken) is None

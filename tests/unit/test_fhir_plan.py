@@ -271,8 +271,17 @@ def extension_values(element: Json, suffix: str) -> list[Any]:
 def secrets_of(transfer: PlanTransfer) -> list[str]:
     plan = transfer.plan
     name = plan.patient.name
-    # whole names: a part of a generated name ("0") may stand in any error text
-    return [plan.patient.person_id, name.given, name.family, *(p.name for p in plan.participants)]
+    names = [name.given, name.family, *(p.name for p in plan.participants)]
+    # whole names, and the parts that could not stand in an error text by chance: of a
+    # generated name (Ǿ…ʬ) those with a marker, since a bare part ("0") may stand anywhere;
+    # of a real one (BASE) the words of four letters or more
+    parts = [
+        part
+        for n in names
+        for part in n.split()
+        if ("Ǿ" in part or "ʬ" in part) or ("Ǿ" not in n and len(part) >= 4 and part.isalpha())
+    ]
+    return [plan.patient.person_id, *names, *parts]
 
 
 def assert_private(refusal: Refused, secrets: Iterable[str]) -> None:
