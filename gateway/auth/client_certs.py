@@ -27,6 +27,7 @@ import base64
 import binascii
 import datetime as dt
 import ipaddress
+import itertools
 import logging
 import tomllib
 from collections.abc import Callable, Sequence
@@ -232,16 +233,15 @@ class _ClientsFile(BaseModel):
         ids = [c.id for c in self.client]
         if len(set(ids)) != len(ids):
             raise ValueError("client ids must be unique")
-        for a in self.client:
-            for b in self.client:
-                if a is not b and a.orgnr == b.orgnr:
-                    shared = not a.fingerprints or not b.fingerprints
-                    if shared or set(a.fingerprints) & set(b.fingerprints):
-                        raise ValueError(
-                            f"clients {a.id!r} and {b.id!r} have the same organisation: pin "
-                            "each one's certificates (fingerprints) so a certificate is one "
-                            "client"
-                        )
+        for a, b in itertools.combinations(self.client, 2):
+            if a.orgnr != b.orgnr:
+                continue
+            unpinned = not a.fingerprints or not b.fingerprints
+            if unpinned or set(a.fingerprints) & set(b.fingerprints):
+                raise ValueError(
+                    f"clients {a.id!r} and {b.id!r} have the same organisation: pin each "
+                    "one's certificates (fingerprints) so a certificate is one client"
+                )
         return self
 
 

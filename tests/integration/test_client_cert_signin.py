@@ -11,6 +11,7 @@ import base64
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -88,21 +89,20 @@ scopes = ["{SCOPE_INBOX}"]
 
 
 class Parties:
-    def __init__(self, app: object, rt: Runtime) -> None:
+    def __init__(self, app: Any, rt: Runtime) -> None:
         assert rt.dev_issuer is not None
-        self.rt = rt
         self.issuer = rt.dev_issuer
         #: through the proxy, with no token of its own: what a certificate client sends
-        self.proxy = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw")  # type: ignore[arg-type]
+        self.proxy = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw")
         #: the operators' view (tokens), to check what was recorded
         self.operator = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),  # type: ignore[arg-type]
+            transport=httpx.ASGITransport(app=app),
             base_url="http://gw",
             auth=OperatorTokens(rt.dev_issuer, lambda: rt.directory, client_id="tests"),
         )
         #: straight to the gateway from another address, not through the proxy
         self.direct = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app, client=("192.0.2.7", 50123)),  # type: ignore[arg-type]
+            transport=httpx.ASGITransport(app=app, client=("192.0.2.7", 50123)),
             base_url="http://gw",
         )
 
